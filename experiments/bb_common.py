@@ -1,0 +1,130 @@
+"""Shared set-up of the Bigram-Backcopy experiments: config, task, training, final trace."""
+
+import dataclasses
+import pathlib
+
+import jax
+import numpy as np
+from flax import nnx
+
+from sinkjax.bb_training import BBEvalBatch, bb_train_task, make_eval_batch
+from sinkjax.models import TransformerConfig
+from sinkjax.optim import OptimizerConfig
+from sinkjax.tasks.bb import BBTask, default_bb_task
+from sinkjax.tasks.corpus_stats import count_chars
+from sinkjax.train import TrainConfig, TrainResult, train
+
+from .registry import RunContext
+
+
+@dataclasses.dataclass(frozen=True)
+class BBRunConfig:
+    """A Bigram-Backcopy training run of a 1-head transformer (spec B.1 defaults = `paper`)."""
+
+    # Optimiser steps.
+    steps: int = 10_000
+    # Constant AdamW learning rate.
+    learning_rate: float = 3e-4
+    # AdamW decoupled weight decay.
+    weight_decay: float = 1e-4
+    # Independent seeds trained together (seeds base_seed, base_seed + 1, ...).
+    n_seeds: int = 1
+    base_seed: int = 42
+    # Sequences per step and tokens per sequence.
+    batch_size: int = 512
+    seq_len: int = 256
+    # Model width, layers and attention kind.
+    d_model: int = 256
+    n_layers: int = 1
+    attention: str = "softmax"
+    # Sequences in the fixed evaluation batch.
+    eval_batch_size: int = 512
+    # Steps per compiled chunk; evaluation points (log-spaced and evenly spaced).
+    chunk_size: int = 250
+    n_log_evals: int = 40
+    n_linear_evals: int = 40
+
+    def __post_init__(self):
+        for name in ("steps", "n_seeds", "batch_size", "seq_len", "d_model", "n_layers"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.eval_batch_size <= 0 or self.chunk_size <= 0:
+            raise ValueError("eval_batch_size and chunk_size must be positive")
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.base_seed, self.base_seed + self.n_seeds))
+
+    def model_config(self, vocab_size: int) -> TransformerConfig:
+        return TransformerConfig(
+            vocab_size=vocab_size,
+            max_len=self.seq_len,
+            d_model=self.d_model,
+            n_layers=self.n_layers,
+            d_mlp=4 * self.d_model,
+            attention=self.attention,
+        )
+
+
+@dataclasses.dataclass
+class TrainedBB:
+    """A finished BB training run and what is needed to probe it."""
+
+    cfg: BBRunConfig
+    task: BBTask
+    model_cfg: TransformerConfig
+    graphdef: nnx.GraphDef
+    eval_batch: BBEvalBatch
+    result: TrainResult
+
+    def seed_params(self, i: int):
+        return jax.tree.map(lambda leaf: leaf[i], self.result.params)
+
+    def final_metric(self, name: str) -> np.ndarray:
+        """(S, ...) the metric at the last evaluation step."""
+        return self.result.metrics[name][:, -1]
+
+
+def load_task(corpus: pathlib.Path | None) -> BBTask:
+    """The BB task from the shipped tiny-Shakespeare counts, or from `corpus` if given."""
+    if corpus is None:
+        return default_bb_task()
+    return BBTask.from_counts(count_chars(corpus.read_text()))
+
+
+def train_bb(cfg: BBRunConfig, ctx: RunContext, label: str) -> TrainedBB:
+    """Train `cfg.n_seeds` models together, resuming from the run folder's checkpoint."""
+    task = load_task(ctx.corpus)
+    model_cfg = cfg.model_config(task.vocab_size)
+    eval_batch = make_eval_batch(task, cfg.eval_batch_size, cfg.seq_len)
+    train_task, graphdef = bb_train_task(model_cfg, task, cfg.batch_size, cfg.seq_len, eval_batch)
+    train_cfg = TrainConfig(
+        steps=cfg.steps,
+        seeds=cfg.seeds,
+        chunk_size=min(cfg.chunk_size, cfg.steps),
+        n_log_evals=cfg.n_log_evals,
+        n_linear_evals=cfg.n_linear_evals,
+        checkpoint_every=max(cfg.steps // 20, 1),
+    )
+    optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    fingerprint = {"run": dataclasses.asdict(cfg), "corpus": str(ctx.corpus)}
+    result = train(
+        train_task,
+        optimizer,
+        train_cfg,
+        checkpoint_dir=str(ctx.checkpoint_dir),
+        fingerprint=fingerprint,
+        progress=ctx.progress,
+        description=label,
+    )
+    return TrainedBB(cfg, task, model_cfg, graphdef, eval_batch, result)
+
+
+def final_trace(run: TrainedBB, seed_index: int = 0, n_sequences: int = 4):
+    """(logits, ModelTrace) of one seed's final model on the first evaluation sequences."""
+    model = nnx.merge(run.graphdef, run.seed_params(seed_index))
+    logits, trace = model(run.eval_batch.inputs[:n_sequences], trace=True)
+    return logits, trace
+

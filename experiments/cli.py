@@ -1,0 +1,128 @@
+"""The `sinkjax` command line: list, run and reproduce the registered experiments.
+
+    sinkjax list
+    sinkjax run NAME [--preset ci|quick|paper] [--out DIR] [--seeds N] [--steps N] [--lr X]
+    sinkjax reproduce [--preset quick] [--out DIR]
+
+Bad input is reported on one line and exits with status 2; failed claims exit with status 1.
+"""
+
+import argparse
+import pathlib
+import sys
+
+from sinkjax.checkpoints import CheckpointMismatch
+from sinkjax.train import TrainingDiverged
+
+from .registry import PRESETS, get_experiments
+from .report import write_report
+from .runner import UsageError, check_corpus, prepare_out_dir, resolve_config, run_experiment
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line instead of argparse's usage dump
+        raise UsageError(f"{message} (see `sinkjax --help`)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="sinkjax", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub.add_parser("list", help="list the registered experiments")
+
+    def common(p, default_preset):
+        p.add_argument("--preset", default=default_preset, choices=PRESETS)
+        p.add_argument("--out", default="runs", help="run folder root (default: runs)")
+        p.add_argument("--corpus", help="derive the bigram statistics from this text file")
+        p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    run = sub.add_parser("run", help="run one experiment")
+    run.add_argument("name", help="experiment name (see `sinkjax list`)")
+    common(run, "quick")
+    run.add_argument("--seeds", type=_positive_int, help="number of seeds trained together")
+    run.add_argument("--steps", type=_positive_int, help="override the preset's training steps")
+    run.add_argument("--lr", type=_positive_float, help="override the preset's learning rate")
+
+    reproduce = sub.add_parser("reproduce", help="run every experiment and write report.html")
+    common(reproduce, "quick")
+    return parser
+
+
+def _print_claims(record) -> bool:
+    ok = True
+    for claim in record["claims"]:
+        ok &= claim["verdict"] == "pass"
+        print(f"  [{claim['verdict']}] {claim['id']}: measured {claim['measured']!s:.60}")
+    return ok
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    experiments = get_experiments()
+    if args.command == "list":
+        for name, experiment in experiments.items():
+            print(f"{name:20s} {experiment.title}")
+        return 0
+
+    corpus = check_corpus(args.corpus)
+    out_root = prepare_out_dir(args.out)
+    progress = not args.no_progress
+    if args.command == "run":
+        if args.name not in experiments:
+            raise UsageError(
+                f"unknown experiment {args.name!r}; choose one of {', '.join(experiments)}"
+            )
+        experiment = experiments[args.name]
+        cfg = resolve_config(
+            experiment, args.preset, steps=args.steps, learning_rate=args.lr, n_seeds=args.seeds
+        )
+        record = run_experiment(experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus)
+        print(f"{experiment.name}: wrote {out_root / experiment.name}")
+        return 0 if _print_claims(record) else 1
+
+    all_ok, errors = True, {}
+    for i, (name, experiment) in enumerate(experiments.items(), 1):
+        print(f"[{i}/{len(experiments)}] {name} ({args.preset}): {experiment.title}", flush=True)
+        cfg = resolve_config(experiment, args.preset)
+        try:
+            record = run_experiment(experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus)
+        except TrainingDiverged as err:  # report it in the report, go on with the others
+            errors[name] = str(err)
+            print(f"  error: {err}", file=sys.stderr)
+            all_ok = False
+            continue
+        all_ok &= _print_claims(record)
+    report = write_report(out_root, list(experiments), errors)
+    print(f"report: {report}")
+    return 0 if all_ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except (UsageError, CheckpointMismatch) as err:
+        print(f"sinkjax: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as err:
+        print(f"sinkjax: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("sinkjax: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The experiment interface and the registry of every experiment, by name."""
+
+import dataclasses
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from .claims import Claim  # noqa: E402
+
+PRESETS = ("ci", "quick", "paper")
+
+
+@dataclasses.dataclass
+class RunContext:
+    """Where and how an experiment runs.
+
+    Attributes:
+        out_dir: the experiment's run folder (figures, checkpoint, record).
+        progress: show progress bars.
+        corpus: a text file to derive the bigram statistics from; None uses the shipped counts.
+    """
+
+    out_dir: pathlib.Path
+    progress: bool = True
+    corpus: pathlib.Path | None = None
+
+    @property
+    def checkpoint_dir(self) -> pathlib.Path:
+        return self.out_dir / "checkpoint"
+
+    def save_figure(self, fig: plt.Figure, name: str) -> str:
+        """Write `fig` as out_dir/name.png atomically, close it, and return the file name."""
+        filename = f"{name}.png"
+        tmp = self.out_dir / f".{filename}.tmp"
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
+        plt.close(fig)
+        tmp.replace(self.out_dir / filename)
+        return filename
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What an experiment returns to the runner.
+
+    Attributes:
+        claims: every checked claim.
+        figures: PNG file names inside the run folder.
+        seeds: the seeds that were run.
+        summary: further JSON-able numbers worth keeping (curves, per-seed values).
+    """
+
+    claims: list[Claim]
+    figures: list[str]
+    seeds: list[int]
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """A registered experiment: one paper claim or figure.
+
+    Attributes:
+        name: CLI name, e.g. "bb-dynamics".
+        title: one-line description.
+        presets: "ci" (seconds), "quick" (CPU minutes) and "paper" (the paper's settings) configs;
+            each a frozen dataclass that may have `steps`, `learning_rate` and `n_seeds` fields.
+        run: (config, context) -> Outcome.
+    """
+
+    name: str
+    title: str
+    presets: Mapping[str, Any]
+    run: Callable[[Any, RunContext], Outcome]
+
+
+def _registry() -> dict[str, Experiment]:
+    from . import bb_dynamics, bb_interventions, theorem3
+
+    experiments = [theorem3.EXPERIMENT, bb_dynamics.EXPERIMENT, bb_interventions.EXPERIMENT]
+    return {e.name: e for e in experiments}
+
+
+def get_experiments() -> dict[str, Experiment]:
+    """Every registered experiment, in the order the report lists them."""
+    return _registry()

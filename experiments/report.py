@@ -1,0 +1,88 @@
+"""The human report: every claim with its verdict, beside the figures, in one HTML page."""
+
+import html
+import json
+import math
+import pathlib
+from typing import Any
+
+from .runner import RECORD_NAME
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; width: 100%; margin: 0.5em 0 1em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+.pass { background: #e3f6e3; font-weight: bold; }
+.fail { background: #fbe0e0; font-weight: bold; }
+img { max-width: 100%; border: 1px solid #ddd; margin: 4px 0; }
+code { background: #f6f6f6; padding: 1px 3px; }
+"""
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else str(value)
+    if isinstance(value, list):
+        shown = ", ".join(_fmt(v) for v in value[:8])
+        return f"[{shown}{', ...' if len(value) > 8 else ''}]"
+    return "" if value is None else str(value)
+
+
+def _experiment_section(record: dict[str, Any], rel_dir: str) -> str:
+    rows = "".join(
+        f"<tr><td><code>{html.escape(c['id'])}</code></td><td>{html.escape(c['statement'])}</td>"
+        f"<td>{html.escape(_fmt(c['predicted']))}</td><td>{html.escape(_fmt(c['measured']))}</td>"
+        f"<td>{html.escape(_fmt(c['tolerance']))}</td>"
+        f"<td class='{c['verdict']}'>{c['verdict']}</td></tr>"
+        for c in record["claims"]
+    )
+    figures = "".join(
+        f"<p><img src='{html.escape(rel_dir)}/{html.escape(f)}' alt='{html.escape(f)}'></p>"
+        for f in record["figures"]
+    )
+    return (
+        f"<h2 id='{record['experiment']}'>{html.escape(record['experiment'])}: "
+        f"{html.escape(record['title'])}</h2>"
+        f"<p>preset <code>{record['preset']}</code>, seeds {record['seeds']}, "
+        f"{record['wall_time_s']:.0f} s, record <code>{rel_dir}/{RECORD_NAME}</code></p>"
+        "<table><tr><th>claim</th><th>statement</th><th>predicted</th><th>measured</th>"
+        f"<th>tolerance</th><th>verdict</th></tr>{rows}</table>{figures}"
+    )
+
+
+def write_report(out_root: pathlib.Path, names: list[str], errors: dict[str, str]) -> pathlib.Path:
+    """Write out_root/report.html from the records of `names` (and the runs that errored)."""
+    records = []
+    for name in names:
+        path = out_root / name / RECORD_NAME
+        if path.exists():
+            records.append(json.loads(path.read_text()))
+    n_claims = sum(len(r["claims"]) for r in records)
+    n_pass = sum(c["verdict"] == "pass" for r in records for c in r["claims"])
+    summary = "".join(
+        f"<tr><td><a href='#{r['experiment']}'>{r['experiment']}</a></td>"
+        f"<td>{sum(c['verdict'] == 'pass' for c in r['claims'])}/{len(r['claims'])}</td>"
+        f"<td>{r['wall_time_s']:.0f} s</td></tr>"
+        for r in records
+    )
+    summary += "".join(
+        f"<tr><td>{html.escape(n)}</td><td class='fail'>error: {html.escape(e)}</td><td></td></tr>"
+        for n, e in errors.items()
+    )
+    versions = records[0]["versions"] if records else {}
+    body = (
+        f"<h1>sinkjax report</h1><p>{n_pass}/{n_claims} claims pass"
+        f"{f'; {len(errors)} experiment(s) failed to run' if errors else ''}.</p>"
+        "<table><tr><th>experiment</th><th>claims passed</th><th>wall time</th></tr>"
+        f"{summary}</table>"
+        f"<p>versions: {html.escape(json.dumps(versions))}</p>"
+        + "".join(_experiment_section(r, r["experiment"]) for r in records)
+    )
+    page = f"<!doctype html><html><head><meta charset='utf-8'><title>sinkjax report</title>"
+    page += f"<style>{STYLE}</style></head><body>{body}</body></html>"
+    path = out_root / "report.html"
+    tmp = out_root / ".report.html.tmp"
+    tmp.write_text(page)
+    tmp.replace(path)
+    return path

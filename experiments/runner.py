@@ -1,0 +1,150 @@
+"""Run one experiment into a run folder and write its record atomically."""
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from typing import Any
+
+from .registry import PRESETS, Experiment, RunContext
+
+RECORD_NAME = "record.json"
+
+
+class UsageError(Exception):
+    """Bad user input; the message is one line that names the fix (exit code 2)."""
+
+
+def resolve_config(
+    experiment: Experiment,
+    preset: str,
+    *,
+    steps: int | None = None,
+    learning_rate: float | None = None,
+    n_seeds: int | None = None,
+) -> Any:
+    """The preset's config with the command-line overrides applied and validated."""
+    if preset not in experiment.presets:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cfg = experiment.presets[preset]
+    fields = {f.name for f in dataclasses.fields(cfg)}
+    overrides = {}
+    for name, value in (("steps", steps), ("learning_rate", learning_rate), ("n_seeds", n_seeds)):
+        if value is None:
+            continue
+        if name not in fields:
+            raise UsageError(f"experiment {experiment.name!r} has no {name} to override")
+        overrides[name] = value
+    try:
+        return dataclasses.replace(cfg, **overrides)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+
+
+def prepare_out_dir(path: str | pathlib.Path) -> pathlib.Path:
+    """Create `path` if needed and check that files can be written there."""
+    path = pathlib.Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        raise UsageError(
+            f"cannot write to --out {path} ({err.strerror or err}); choose a writable directory"
+        ) from None
+    return path
+
+
+def check_corpus(path: str | pathlib.Path | None) -> pathlib.Path | None:
+    if path is None:
+        return None
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise UsageError(f"corpus file {path} not found; pass --corpus PATH to a text file")
+    return path
+
+
+def write_json_atomic(path: pathlib.Path, payload: Any) -> None:
+    """Write JSON to a temporary file in the same folder, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, the key packages, the JAX backend and the git commit."""
+    import jax
+
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in ("jax", "jaxlib", "flax", "optax", "diffrax", "numpy", "orbax-checkpoint"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "missing"
+    found["device"] = str(jax.devices()[0].device_kind)
+    try:
+        found["git"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=pathlib.Path(__file__).parent,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        found["git"] = "unknown"
+    return found
+
+
+def run_experiment(
+    experiment: Experiment,
+    cfg: Any,
+    preset: str,
+    out_root: pathlib.Path,
+    *,
+    progress: bool = True,
+    corpus: pathlib.Path | None = None,
+) -> dict[str, Any]:
+    """Run `experiment` into out_root/NAME/ and return its record (also written as JSON).
+
+    A stale record is removed first and the new one is written only when the run has
+    finished, so an interrupted run never leaves a record that does not match its figures.
+    A re-run with the same configuration resumes from the run folder's checkpoint.
+    """
+    out_dir = out_root / experiment.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RECORD_NAME).unlink(missing_ok=True)
+    started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    outcome = experiment.run(cfg, RunContext(out_dir, progress=progress, corpus=corpus))
+    record = {
+        "experiment": experiment.name,
+        "title": experiment.title,
+        "preset": preset,
+        "config": dataclasses.asdict(cfg),
+        "seeds": outcome.seeds,
+        "claims": [dataclasses.asdict(c) for c in outcome.claims],
+        "figures": outcome.figures,
+        "summary": outcome.summary,
+        "versions": versions(),
+        "started": started,
+        "wall_time_s": round(time.perf_counter() - t0, 2),
+        "command": " ".join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "corpus": str(corpus) if corpus else "shipped tiny-Shakespeare counts",
+    }
+    write_json_atomic(out_dir / RECORD_NAME, record)
+    return record

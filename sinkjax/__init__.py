@@ -1,0 +1,1 @@
+"""sinkjax: attention sinks and active-dormant heads, measured and predicted, in JAX."""

@@ -1,0 +1,145 @@
+"""Next-token training on Bigram-Backcopy, and the spec C metrics logged along the way."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jaxtyping import Array, Bool, Float, Int
+
+from . import probes
+from .models import ModelTrace, Transformer, TransformerConfig
+from .tasks.bb import BBTask, is_trigger, oracle_distribution, sample_bb
+from .train import TrainTask
+
+# The official code's probe batch comes from its own seed; ours is fixed the same way.
+EVAL_SEED = 27
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class BBEvalBatch:
+    """A fixed evaluation batch with its oracles.
+
+    Attributes:
+        inputs: (B, N) int32 input tokens.
+        oracle: (B, N, V) the code's oracle p_n (position 0 scored against P[<s>]).
+        oracle_corrected: (B, N, V) the true oracle (position 0 scored against pi0).
+        trigger: (B, N) bool, backcopy positions (input token is a trigger).
+        bayes_bigram: () code-style Bayes risk at bigram positions.
+        bayes_bigram_corrected: () the same with the corrected oracle.
+    """
+
+    inputs: Int[Array, "B N"]
+    oracle: Float[Array, "B N V"]
+    oracle_corrected: Float[Array, "B N V"]
+    trigger: Bool[Array, "B N"]
+    bayes_bigram: Float[Array, ""]
+    bayes_bigram_corrected: Float[Array, ""]
+
+
+def make_eval_batch(
+    task: BBTask, batch_size: int, seq_len: int, *, with_bos: bool = True, seed: int = EVAL_SEED
+) -> BBEvalBatch:
+    """Sample the fixed evaluation batch and its oracles from `seed`."""
+    inputs, _ = sample_bb(jax.random.key(seed), task, batch_size, seq_len, with_bos=with_bos)
+    oracle = oracle_distribution(inputs, task, position0="code")
+    corrected = oracle_distribution(inputs, task, position0="corrected")
+    trigger = is_trigger(inputs, task)
+    bigram = ~trigger
+    return BBEvalBatch(
+        inputs=inputs,
+        oracle=oracle,
+        oracle_corrected=corrected,
+        trigger=trigger,
+        bayes_bigram=probes.masked_mean(probes.oracle_entropy(oracle), bigram),
+        bayes_bigram_corrected=probes.masked_mean(probes.oracle_entropy(corrected), bigram),
+    )
+
+
+def sink_type_mask(task: BBTask) -> Bool[Array, " V"]:
+    """Token types averaged by logit_<s>: neither triggers nor `<s>` (nor `<d>`)."""
+    types = jnp.arange(task.vocab_size)
+    return ~task.trigger_mask & (types != task.bos) & (types < task.bos)
+
+
+def bb_metrics(
+    logits: Float[Array, "B N V"], trace: ModelTrace, batch: BBEvalBatch, type_mask: Bool[Array, " V"]
+) -> dict[str, Array]:
+    """Every spec C metric of one model on the evaluation batch.
+
+    Returns scalars `backcopy_risk`, `bigram_risk`, `backcopy_excess`, `bigram_excess`,
+    `bigram_excess_corrected`; (L, H) arrays `attn_sink`, `sink_logit` (mean over token types),
+    `sink_logit_q10`, `sink_logit_q90`, `value_norm_sink` (||W_O v_<s>||), `value_norm_sink_pre`
+    (||v_<s>||) with NaN rows for blocks without attention; and (L,) arrays `resid_norm_sink`
+    and `resid_norm_sink_recentred`.
+    """
+    bigram = ~batch.trigger
+    risk = probes.oracle_cross_entropy(logits, batch.oracle)
+    risk_corrected = probes.oracle_cross_entropy(logits, batch.oracle_corrected)
+    metrics = {
+        "backcopy_risk": probes.masked_mean(risk, batch.trigger),
+        "bigram_risk": probes.masked_mean(risk, bigram),
+    }
+    metrics["backcopy_excess"] = metrics["backcopy_risk"]  # the backcopy Bayes risk is 0
+    metrics["bigram_excess"] = metrics["bigram_risk"] - batch.bayes_bigram
+    metrics["bigram_excess_corrected"] = (
+        probes.masked_mean(risk_corrected, bigram) - batch.bayes_bigram_corrected
+    )
+    per_layer = {k: [] for k in ("attn_sink", "sink_logit", "sink_logit_q10", "sink_logit_q90")}
+    per_layer |= {"value_norm_sink": [], "value_norm_sink_pre": []}
+    resid, resid_recentred = [], []
+    for layer in trace.layers:
+        if layer.attn is None:
+            n_heads = next(lt.attn for lt in trace.layers if lt.attn is not None).weights.shape[1]
+            for values in per_layer.values():
+                values.append(jnp.full((n_heads,), jnp.nan))
+        else:
+            logit = probes.sink_logit(layer.attn.logits, batch.inputs, type_mask)
+            wov, v = probes.first_value_norms(layer.attn)
+            per_layer["attn_sink"].append(probes.attention_to_first(layer.attn.weights, bigram))
+            per_layer["sink_logit"].append(logit.mean)
+            per_layer["sink_logit_q10"].append(logit.q10)
+            per_layer["sink_logit_q90"].append(logit.q90)
+            per_layer["value_norm_sink"].append(wov)
+            per_layer["value_norm_sink_pre"].append(v)
+        raw, recentred = probes.first_residual_norm(layer.resid_post)
+        resid.append(raw)
+        resid_recentred.append(recentred)
+    metrics |= {k: jnp.stack(v) for k, v in per_layer.items()}
+    metrics["resid_norm_sink"] = jnp.stack(resid)
+    metrics["resid_norm_sink_recentred"] = jnp.stack(resid_recentred)
+    return metrics
+
+
+def bb_train_task(
+    model_cfg: TransformerConfig,
+    task: BBTask,
+    batch_size: int,
+    seq_len: int,
+    eval_batch: BBEvalBatch,
+    *,
+    with_bos: bool = True,
+) -> tuple[TrainTask, nnx.GraphDef]:
+    """The `TrainTask` of next-token prediction on fresh BB batches, and the model's graphdef.
+
+    The loss is the mean token cross-entropy over all B x N positions (backcopy, bigram and
+    position 0), as in the official code.
+    """
+    graphdef = nnx.graphdef(Transformer(model_cfg, rngs=nnx.Rngs(0)))
+    type_mask = sink_type_mask(task)
+
+    def init_params(key):
+        return nnx.state(Transformer(model_cfg, rngs=nnx.Rngs(params=key)))
+
+    def loss(params, key):
+        inputs, targets = sample_bb(key, task, batch_size, seq_len, with_bos=with_bos)
+        logits = nnx.merge(graphdef, params)(inputs)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+
+    def evaluate(params):
+        logits, trace = nnx.merge(graphdef, params)(eval_batch.inputs, trace=True)
+        return bb_metrics(logits, trace, eval_batch, type_mask)
+
+    return TrainTask(init_params, loss, evaluate), graphdef

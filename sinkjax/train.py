@@ -1,0 +1,247 @@
+"""Jit-compiled training of several seeds at once.
+
+One compiled program runs `chunk_size` optimiser steps with `lax.scan`; every seed is a slice
+of a `vmap`. Each step draws a fresh batch on device from `fold_in(data_key[seed], step)`, so a
+run's randomness depends only on (seed, step): chunking, checkpointing and resuming do not
+change a single bit. Metrics are computed on device, on a fixed evaluation batch, at the steps
+of a log-and-linear schedule, inside the same program (a `lax.cond` that only fires there).
+
+The host loop only moves between chunks: it checks the losses for NaN/inf, saves a checkpoint
+and updates the progress bar.
+"""
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from tqdm.auto import tqdm
+
+from .checkpoints import Checkpointer
+from .optim import OptimizerConfig, make_optimizer
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How long and how to train; the model and data are given by a `TrainTask`."""
+
+    # Number of optimiser steps.
+    steps: int
+    # One independent run (init and data) per seed, trained together under vmap.
+    seeds: tuple[int, ...] = (42,)
+    # Steps per compiled scan call; checkpoints and NaN checks happen between chunks.
+    chunk_size: int = 250
+    # Log-spaced evaluation points in [1, steps] (step 0 and the last step are always added).
+    n_log_evals: int = 40
+    # Evenly spaced evaluation points in [0, steps].
+    n_linear_evals: int = 20
+    # Save a checkpoint every this many steps (rounded up to whole chunks); 0: only at the end.
+    checkpoint_every: int = 1000
+
+    def __post_init__(self):
+        if self.steps <= 0:
+            raise ValueError(f"steps must be positive, got {self.steps}")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+        if self.chunk_size <= 0:
+            raise ValueError(f"chunk_size must be positive, got {self.chunk_size}")
+        if self.n_log_evals < 0 or self.n_linear_evals < 0 or self.checkpoint_every < 0:
+            raise ValueError("n_log_evals, n_linear_evals and checkpoint_every must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainTask:
+    """What to train, as pure functions of one seed's parameters (vmapped by `train`).
+
+    Attributes:
+        init_params: key -> parameter pytree.
+        loss: (params, key) -> scalar loss on a batch sampled from `key`.
+        evaluate: params -> dict of metric arrays (fixed shapes) on a fixed evaluation batch.
+    """
+
+    init_params: Callable[[PRNGKeyArray], PyTree]
+    loss: Callable[[PyTree, PRNGKeyArray], Float[Array, ""]]
+    evaluate: Callable[[PyTree], dict[str, Array]]
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """Outcome of `train`; arrays are numpy, with a leading seed axis S.
+
+    Attributes:
+        params: the final parameters, every leaf with a leading (S,) axis (device arrays).
+        eval_steps: (E,) the steps at which metrics were taken (0 = initialisation).
+        metrics: name -> (S, E, ...) metric values at `eval_steps`.
+        losses: (S, steps) the training loss of every step.
+        resumed_from: the step a checkpoint was restored from, or None.
+        wall_time: seconds spent in this call.
+    """
+
+    params: PyTree
+    eval_steps: np.ndarray
+    metrics: dict[str, np.ndarray]
+    losses: np.ndarray
+    resumed_from: int | None
+    wall_time: float
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+def eval_schedule(steps: int, n_log: int, n_linear: int) -> np.ndarray:
+    """Sorted unique steps in [0, steps]: 0, `steps`, n_log log-spaced and n_linear even ones."""
+    log_points = np.geomspace(1, steps, n_log) if n_log else np.zeros(0)
+    lin_points = np.linspace(0, steps, n_linear) if n_linear else np.zeros(0)
+    points = np.concatenate([[0, steps], np.round(log_points), np.round(lin_points)])
+    return np.unique(points.astype(np.int64))
+
+
+def _seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+    """(S,) parameter-init keys and (S,) data keys, one pair per seed."""
+    roots = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    return jax.vmap(jax.random.fold_in, (0, None))(roots, 0), jax.vmap(
+        jax.random.fold_in, (0, None)
+    )(roots, 1)
+
+
+def _chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int, chunk: int):
+    """The compiled program that advances every seed by `chunk` steps."""
+
+    def seed_update(params, opt_state, key):
+        loss, grads = jax.value_and_grad(task.loss)(params, key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    def body(carry, step, data_keys, eval_slot):
+        params, opt_state, history = carry
+        step_keys = jax.vmap(jax.random.fold_in, (0, None))(data_keys, step)
+
+        def update(state):
+            return jax.vmap(seed_update)(*state, step_keys)
+
+        def skip(state):  # past the last step (final partial chunk): leave state unchanged
+            return *state, jnp.full((len(data_keys),), jnp.nan)
+
+        params, opt_state, loss = jax.lax.cond(step < steps, update, skip, (params, opt_state))
+        slot = eval_slot[jnp.minimum(step + 1, steps)]
+
+        def record(history):
+            metrics = jax.vmap(task.evaluate)(params)
+            return {k: v.at[:, slot].set(metrics[k]) for k, v in history.items()}
+
+        history = jax.lax.cond((step < steps) & (slot >= 0), record, lambda h: h, history)
+        return (params, opt_state, history), loss
+
+    @jax.jit
+    def run_chunk(params, opt_state, history, step0, data_keys, eval_slot):
+        def scan_body(carry, i):
+            return body(carry, step0 + i, data_keys, eval_slot)
+
+        carry, losses = jax.lax.scan(scan_body, (params, opt_state, history), jnp.arange(chunk))
+        return (*carry, losses.T)  # losses: (S, chunk)
+
+    return run_chunk
+
+
+def train(
+    task: TrainTask,
+    optimizer: OptimizerConfig,
+    cfg: TrainConfig,
+    *,
+    checkpoint_dir: str | None = None,
+    fingerprint: dict[str, Any] | None = None,
+    progress: bool = True,
+    description: str = "train",
+) -> TrainResult:
+    """Train one model per seed in `cfg.seeds`, all in one compiled program.
+
+    Args:
+        task: model, data and metrics as pure functions.
+        optimizer: the optimiser.
+        cfg: steps, seeds, chunking, evaluation schedule and checkpoint period.
+        checkpoint_dir: if given, resume from its latest checkpoint and save new ones there.
+        fingerprint: JSON-able description of everything that defines the run besides `cfg`
+            and `optimizer` (e.g. the model and data configs); guards resuming.
+        progress: show a progress bar.
+        description: label of the progress bar.
+
+    Raises:
+        TrainingDiverged: the loss became NaN/inf; the last good checkpoint is kept.
+    """
+    start_time = time.perf_counter()
+    tx = make_optimizer(optimizer)
+    init_keys, data_keys = _seed_keys(cfg.seeds)
+    params = jax.jit(jax.vmap(task.init_params))(init_keys)
+    opt_state = jax.jit(jax.vmap(tx.init))(params)
+    eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals)
+    eval_slot = np.full(cfg.steps + 1, -1, np.int32)
+    eval_slot[eval_steps] = np.arange(len(eval_steps))
+
+    first = jax.jit(jax.vmap(task.evaluate))(params)
+    history = {
+        k: jnp.zeros((v.shape[0], len(eval_steps), *v.shape[1:]), v.dtype).at[:, 0].set(v)
+        for k, v in first.items()
+    }
+    losses = np.full((len(cfg.seeds), cfg.steps), np.nan, np.float32)
+    step, resumed_from = 0, None
+
+    checkpointer = None
+    if checkpoint_dir is not None:
+        full_fingerprint = {
+            "train": dataclasses.asdict(cfg),
+            "optimizer": dataclasses.asdict(optimizer),
+            "task": fingerprint or {},
+        }
+        checkpointer = Checkpointer(checkpoint_dir, json.loads(json.dumps(full_fingerprint)))
+        if checkpointer.latest_step() is not None:
+            like = {"params": params, "opt_state": opt_state, "history": history, "losses": losses}
+            step, state = checkpointer.restore(like)
+            params, opt_state, history = state["params"], state["opt_state"], state["history"]
+            losses, resumed_from = np.asarray(state["losses"]), step
+
+    run_chunk = _chunk_program(task, tx, cfg.steps, cfg.chunk_size)
+    chunks_per_save = max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
+    bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=not progress, leave=False)
+    try:
+        n_chunk = 0
+        while step < cfg.steps:
+            new = run_chunk(params, opt_state, history, step, data_keys, eval_slot)
+            chunk_losses = np.asarray(new[3])
+            n = min(cfg.chunk_size, cfg.steps - step)
+            if not np.isfinite(chunk_losses[:, :n]).all():
+                bad_seed, bad_step = np.argwhere(~np.isfinite(chunk_losses[:, :n]))[0]
+                kept = checkpointer.latest_step() if checkpointer else None
+                where = f"; last good checkpoint: step {kept}" if kept is not None else ""
+                raise TrainingDiverged(
+                    f"loss became NaN/inf at step {step + bad_step + 1} "
+                    f"(seed {cfg.seeds[bad_seed]}){where}; lower the learning rate"
+                )
+            params, opt_state, history = new[:3]
+            losses[:, step : step + n] = chunk_losses[:, :n]
+            step += n
+            n_chunk += 1
+            bar.update(n)
+            bar.set_postfix(loss=f"{np.nanmean(chunk_losses[:, :n]):.4f}")
+            save_now = step == cfg.steps or (chunks_per_save and n_chunk % chunks_per_save == 0)
+            if checkpointer is not None and save_now:
+                state = {"params": params, "opt_state": opt_state, "history": history}
+                checkpointer.save(step, {**state, "losses": losses})
+    finally:
+        bar.close()
+        if checkpointer is not None:
+            checkpointer.close()
+    return TrainResult(
+        params=params,
+        eval_steps=eval_steps,
+        metrics={k: np.asarray(v) for k, v in history.items()},
+        losses=losses,
+        resumed_from=resumed_from,
+        wall_time=time.perf_counter() - start_time,
+    )

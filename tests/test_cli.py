@@ -1,0 +1,117 @@
+"""The `sinkjax` CLI: listing, bad input (one line, exit 2), records, resume, interruption."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from experiments import bb_interventions, cli
+from experiments.registry import get_experiments
+from sinkjax.train import TrainingDiverged
+
+REQUIRED_CLAIM_KEYS = {"id", "statement", "predicted", "measured", "tolerance", "verdict"}
+
+
+def run_cli(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_names_every_experiment(capsys):
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for name in ("theorem3", "bb-dynamics", "bb-interventions"):
+        assert name in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (("run", "no-such-experiment"), "unknown experiment 'no-such-experiment'"),
+        (("run", "bb-dynamics", "--preset", "huge"), "invalid choice: 'huge'"),
+        (("run", "bb-dynamics", "--lr", "0"), "must be positive"),
+        (("run", "bb-dynamics", "--lr", "-3e-4"), "must be positive"),
+        (("run", "bb-dynamics", "--steps", "0"), "must be a positive integer"),
+        (("run", "bb-dynamics", "--corpus", "/no/such/file.txt"), "corpus file /no/such/file.txt"),
+        (("frobnicate",), "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("sinkjax: error:")
+
+
+def test_unwritable_out_is_rejected(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, _, err = run_cli(capsys, "run", "bb-dynamics", "--preset", "ci", "--out", str(blocker / "x"))
+    assert code == 2 and "choose a writable directory" in err
+
+
+def test_run_writes_record_figures_and_checkpoint_then_resumes(capsys, tmp_path):
+    argv = ("run", "bb-interventions", "--preset", "ci", "--out", str(tmp_path), "--no-progress")
+    code, out, _ = run_cli(capsys, *argv, "--seeds", "2")
+    assert code in (0, 1)  # claims are only expected to hold at the quick preset
+    folder = tmp_path / "bb-interventions"
+    record = json.loads((folder / "record.json").read_text())
+    assert record["preset"] == "ci" and record["seeds"] == [42, 43]
+    assert record["config"]["n_seeds"] == 2
+    assert {"jax", "flax", "optax", "diffrax"} <= set(record["versions"])
+    assert record["wall_time_s"] > 0
+    assert len(record["claims"]) >= 5
+    for claim in record["claims"]:
+        assert REQUIRED_CLAIM_KEYS <= set(claim) and claim["verdict"] in ("pass", "fail")
+    for figure in record["figures"]:
+        assert (folder / figure).read_bytes()[:4] == b"\x89PNG"
+    assert (folder / "checkpoint").is_dir()
+
+    code, _, _ = run_cli(capsys, *argv, "--seeds", "2")
+    again = json.loads((folder / "record.json").read_text())
+    assert again["summary"]["resumed_from"] == record["config"]["steps"]
+    assert again["claims"] == record["claims"]
+
+
+def test_interrupted_run_leaves_no_record(capsys, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    argv = ("run", "bb-interventions", "--preset", "ci", "--out", str(tmp_path), "--no-progress")
+    (tmp_path / "bb-interventions").mkdir()
+    (tmp_path / "bb-interventions" / "record.json").write_text("{}")  # a stale record
+    monkeypatch.setattr(bb_interventions, "train_bb", interrupted)
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 130 and "rerun the same command to resume" in err
+    assert not (tmp_path / "bb-interventions" / "record.json").exists()
+    assert not list((tmp_path / "bb-interventions").glob("*.tmp"))
+
+
+def test_diverged_training_is_one_line(capsys, tmp_path, monkeypatch):
+    def diverged(*args, **kwargs):
+        raise TrainingDiverged("loss became NaN/inf at step 7 (seed 42); lower the learning rate")
+
+    monkeypatch.setattr(bb_interventions, "train_bb", diverged)
+    code, _, err = run_cli(capsys, "run", "bb-interventions", "--preset", "ci", "--out", str(tmp_path))
+    assert code == 1 and err.count("\n") == 1 and "lower the learning rate" in err
+
+
+def test_reproduce_writes_report_with_every_claim(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "reproduce", "--preset", "ci", "--out", str(tmp_path), "--no-progress")
+    assert code in (0, 1)
+    report = (tmp_path / "report.html").read_text()
+    for name in get_experiments():
+        record = json.loads((tmp_path / name / "record.json").read_text())
+        for claim in record["claims"]:
+            assert claim["id"] in report
+        for figure in record["figures"]:
+            assert f"{name}/{figure}" in report
+
+
+def test_console_script_module_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments", "list"], capture_output=True, text=True, check=True
+    )
+    assert "bb-dynamics" in result.stdout
