@@ -127,4 +127,3 @@ def final_trace(run: TrainedBB, seed_index: int = 0, n_sequences: int = 4):
     model = nnx.merge(run.graphdef, run.seed_params(seed_index))
     logits, trace = model(run.eval_batch.inputs[:n_sequences], trace=True)
     return logits, trace
-

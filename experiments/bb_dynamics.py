@@ -5,23 +5,37 @@ batch, that (E4) both excess risks vanish, (E1) non-trigger tokens attend to <s>
 logit keeps growing after the attention saturates, and (E2) the value of <s> drains.
 """
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
+from flax import nnx
 
-from sinkjax import plotting
+from sinkjax import plotting, probes
 
-from .bb_common import BBRunConfig, final_trace, train_bb
+from .bb_common import BBRunConfig, TrainedBB, final_trace, train_bb
 from .claims import claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 
 PRESETS = {
     "ci": BBRunConfig(
-        steps=40, batch_size=8, seq_len=32, d_model=32, eval_batch_size=16, chunk_size=20,
-        n_log_evals=8, n_linear_evals=4, learning_rate=1e-3,
+        steps=40,
+        batch_size=8,
+        seq_len=32,
+        d_model=32,
+        eval_batch_size=16,
+        chunk_size=20,
+        n_log_evals=8,
+        n_linear_evals=4,
+        learning_rate=1e-3,
     ),
     "quick": BBRunConfig(
-        steps=1500, batch_size=32, seq_len=128, d_model=128, eval_batch_size=128,
-        chunk_size=250, learning_rate=1e-3,
+        steps=1500,
+        batch_size=32,
+        seq_len=128,
+        d_model=128,
+        eval_batch_size=128,
+        chunk_size=250,
+        learning_rate=1e-3,
     ),
     "paper": BBRunConfig(steps=100_000, chunk_size=1000, n_log_evals=60, n_linear_evals=50),
 }
@@ -40,7 +54,9 @@ def _figures(run, ctx: RunContext) -> list[str]:
     fig, axes = plt.subplots(1, 2, figsize=(14, 6.5), gridspec_kw={"width_ratios": [3, 2]})
     image = plotting.attention_heatmap(axes[0], np.asarray(attn.weights[0, 0]), labels, triggers)
     fig.colorbar(image, ax=axes[0], fraction=0.04)
-    axes[0].set_title("E1: attention (trigger rows in red attend to n-1; others to <s>)", fontsize=10)
+    axes[0].set_title(
+        "E1: attention (trigger rows in red attend to n-1; others to <s>)", fontsize=10
+    )
     value_norms = np.linalg.norm(np.asarray(attn.value_out[0, :n_show, 0]), axis=-1)
     colors = ["tab:red" if t == run.task.bos else "tab:blue" for t in tokens[:n_show]]
     axes[1].barh(range(n_show), value_norms, color=colors)
@@ -81,8 +97,31 @@ def _figures(run, ctx: RunContext) -> list[str]:
     return figures
 
 
+def final_head_probes(bb: TrainedBB) -> tuple[np.ndarray, np.ndarray]:
+    """Per seed, on the whole evaluation batch at the end of training: the mean attention of
+    trigger queries on n-1, (S,), and the mean ||W_O v|| of each token type, (S, V)."""
+    batch = bb.eval_batch
+
+    @jax.jit
+    @jax.vmap
+    def probe(params):
+        _, trace = nnx.merge(bb.graphdef, params)(batch.inputs, trace=True)
+        attn = trace.layers[0].attn
+        return (
+            probes.attention_to_previous(attn.weights, batch.trigger)[0],
+            probes.value_norms_by_type(attn, batch.inputs, bb.task.vocab_size)[0],
+        )
+
+    to_previous, value_norms = probe(bb.result.params)
+    return np.asarray(to_previous), np.asarray(value_norms)
+
+
 def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
     bb = train_bb(cfg, ctx, "bb-dynamics")
+    to_previous, type_value_norms = final_head_probes(bb)
+    sink_value = type_value_norms[:, bb.task.bos]
+    other_values = np.delete(type_value_norms, bb.task.bos, axis=1)
+    drain_vs_tokens = sink_value / np.nanmin(other_values, axis=1)
     metrics, steps = bb.result.metrics, bb.result.eval_steps
     value_norm = metrics["value_norm_sink"][:, :, 0, 0]  # (S, E)
     logit = metrics["sink_logit"][:, :, 0, 0]
@@ -98,36 +137,64 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
         claim_below(
             "backcopy-excess",
             "E4: the backcopy excess risk vanishes (final, worst seed)",
-            worst["backcopy"], 0.05,
+            worst["backcopy"],
+            0.05,
         ),
         claim_below(
             "bigram-excess",
             "E4: the bigram excess risk vanishes (final, code-style oracle, worst seed)",
-            worst["bigram"], 0.05,
+            worst["bigram"],
+            0.05,
         ),
         claim_above(
             "attention-sink",
             "E1: non-trigger queries put most attention on <s> (final Attn_<s>, worst seed)",
-            worst["attn"], 0.6,
+            worst["attn"],
+            0.6,
+        ),
+        claim_above(
+            "active-head",
+            "E1: trigger queries attend to the previous token (final mean A[n, n-1], worst seed)",
+            float(to_previous.min()),
+            0.8,
+        ),
+        claim_below(
+            "value-drain-vs-tokens",
+            "E2: ||W_O v_<s>|| is smaller than every other token type's mean value norm "
+            "(ratio to the smallest, worst seed)",
+            float(drain_vs_tokens.max()),
+            1.0,
         ),
         claim_below(
             "value-drain",
             "E2/E4: ||W_O v_<s>|| ends below half its maximum over training (worst seed ratio)",
-            float(drain.max()), 0.5,
+            float(drain.max()),
+            0.5,
         ),
         claim_above(
             "sink-logit-growth",
             f"E4: logit_<s> keeps growing: final minus value at step {int(steps[at_10pct])} "
             "(10% of training), worst seed",
-            float(logit_gain.min()), 0.0,
+            float(logit_gain.min()),
+            0.0,
         ),
     ]
     summary = {
         "eval_steps": steps,
-        "final": {k: bb.final_metric(k) for k in ("backcopy_excess", "bigram_excess",
-                                                  "bigram_excess_corrected", "attn_sink",
-                                                  "sink_logit", "value_norm_sink")},
+        "final": {
+            k: bb.final_metric(k)
+            for k in (
+                "backcopy_excess",
+                "bigram_excess",
+                "bigram_excess_corrected",
+                "attn_sink",
+                "sink_logit",
+                "value_norm_sink",
+            )
+        },
         "value_norm_sink_max": value_norm.max(axis=1),
+        "value_norm_by_type_final": type_value_norms,
+        "value_drain_ratio_to_median_token": sink_value / np.nanmedian(other_values, axis=1),
         "sink_logit_at_10pct": logit[:, at_10pct],
         "train_wall_time_s": bb.result.wall_time,
         "resumed_from": bb.result.resumed_from,
@@ -137,7 +204,7 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
 
 EXPERIMENT = Experiment(
     name="bb-dynamics",
-    title="1-layer BB: active-dormant head, attention sink, value drain and their dynamics (E1, E2, E4)",
+    title="1-layer BB: active-dormant head, attention sink, value drain, dynamics (E1, E2, E4)",
     presets=PRESETS,
     run=run,
 )

@@ -21,12 +21,26 @@ from .registry import Experiment, Outcome, RunContext
 
 PRESETS = {
     "ci": BBRunConfig(
-        steps=40, batch_size=8, seq_len=32, d_model=32, eval_batch_size=16, chunk_size=20,
-        n_log_evals=4, n_linear_evals=2, learning_rate=1e-3,
+        steps=40,
+        batch_size=8,
+        seq_len=32,
+        d_model=32,
+        eval_batch_size=16,
+        chunk_size=20,
+        n_log_evals=4,
+        n_linear_evals=2,
+        learning_rate=1e-3,
     ),
     "quick": BBRunConfig(
-        steps=1500, batch_size=32, seq_len=128, d_model=128, eval_batch_size=128,
-        chunk_size=250, learning_rate=1e-3, n_log_evals=10, n_linear_evals=5,
+        steps=1500,
+        batch_size=32,
+        seq_len=128,
+        d_model=128,
+        eval_batch_size=128,
+        chunk_size=250,
+        learning_rate=1e-3,
+        n_log_evals=10,
+        n_linear_evals=5,
     ),
     "paper": BBRunConfig(steps=10_000, chunk_size=1000),
 }
@@ -78,26 +92,34 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
 
     claims = [
         claim_below(
-            "full-backcopy", "E3: the full model reaches the backcopy Bayes risk (excess, worst seed)",
-            float(backcopy[:, full].max()), 0.05,
+            "full-backcopy",
+            "E3: the full model reaches the backcopy Bayes risk (excess, worst seed)",
+            float(backcopy[:, full].max()),
+            0.05,
         ),
         claim_below(
-            "full-bigram", "E3: the full model reaches the bigram Bayes risk (excess, worst seed)",
-            float(bigram[:, full].max()), 0.05,
+            "full-bigram",
+            "E3: the full model reaches the bigram Bayes risk (excess, worst seed)",
+            float(bigram[:, full].max()),
+            0.05,
         ),
         claim_above(
             "no-attn-backcopy",
             "E3: zeroing the attention destroys backcopy (excess, weakest seed)",
-            float(backcopy[:, no_attn].min()), 2.0,
+            float(backcopy[:, no_attn].min()),
+            2.0,
         ),
         claim_below(
             "no-attn-bigram",
             "E3: zeroing the attention leaves bigram unchanged (|excess change|, worst seed)",
-            float(np.abs(bigram[:, no_attn] - bigram[:, full]).max()), 0.05,
+            float(np.abs(bigram[:, no_attn] - bigram[:, full]).max()),
+            0.05,
         ),
         claim_above(
-            "no-mlp-bigram", "E3: removing the MLP destroys bigram (excess, weakest seed)",
-            float(bigram[:, no_mlp].min()), 1.0,
+            "no-mlp-bigram",
+            "E3: removing the MLP destroys bigram (excess, weakest seed)",
+            float(bigram[:, no_mlp].min()),
+            1.0,
         ),
     ]
     summary = {

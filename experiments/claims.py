@@ -67,6 +67,8 @@ def claim_close(id: str, statement: str, measured: float, predicted: float, tol:
     return Claim(id, statement, p, m, tol, _verdict(ok))
 
 
-def claim_true(id: str, statement: str, measured: Any, predicted: str, ok: bool, tol: Any = None) -> Claim:
+def claim_true(
+    id: str, statement: str, measured: Any, predicted: str, ok: bool, tol: Any = None
+) -> Claim:
     """A compound condition evaluated by the caller (`ok` must be computed from `measured`)."""
     return Claim(id, statement, predicted, measured, tol, _verdict(bool(ok)))

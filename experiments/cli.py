@@ -8,7 +8,6 @@ Bad input is reported on one line and exits with status 2; failed claims exit wi
 """
 
 import argparse
-import pathlib
 import sys
 
 from sinkjax.checkpoints import CheckpointMismatch
@@ -89,7 +88,9 @@ def _main(argv: list[str] | None) -> int:
         cfg = resolve_config(
             experiment, args.preset, steps=args.steps, learning_rate=args.lr, n_seeds=args.seeds
         )
-        record = run_experiment(experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus)
+        record = run_experiment(
+            experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
+        )
         print(f"{experiment.name}: wrote {out_root / experiment.name}")
         return 0 if _print_claims(record) else 1
 
@@ -98,7 +99,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"[{i}/{len(experiments)}] {name} ({args.preset}): {experiment.title}", flush=True)
         cfg = resolve_config(experiment, args.preset)
         try:
-            record = run_experiment(experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus)
+            record = run_experiment(
+                experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
+            )
         except TrainingDiverged as err:  # report it in the report, go on with the others
             errors[name] = str(err)
             print(f"  error: {err}", file=sys.stderr)

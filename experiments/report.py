@@ -79,7 +79,7 @@ def write_report(out_root: pathlib.Path, names: list[str], errors: dict[str, str
         f"<p>versions: {html.escape(json.dumps(versions))}</p>"
         + "".join(_experiment_section(r, r["experiment"]) for r in records)
     )
-    page = f"<!doctype html><html><head><meta charset='utf-8'><title>sinkjax report</title>"
+    page = "<!doctype html><html><head><meta charset='utf-8'><title>sinkjax report</title>"
     page += f"<style>{STYLE}</style></head><body>{body}</body></html>"
     path = out_root / "report.html"
     tmp = out_root / ".report.html.tmp"

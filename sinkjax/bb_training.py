@@ -65,7 +65,10 @@ def sink_type_mask(task: BBTask) -> Bool[Array, " V"]:
 
 
 def bb_metrics(
-    logits: Float[Array, "B N V"], trace: ModelTrace, batch: BBEvalBatch, type_mask: Bool[Array, " V"]
+    logits: Float[Array, "B N V"],
+    trace: ModelTrace,
+    batch: BBEvalBatch,
+    type_mask: Bool[Array, " V"],
 ) -> dict[str, Array]:
     """Every spec C metric of one model on the evaluation batch.
 

@@ -12,7 +12,10 @@ import numpy as np  # noqa: E402
 def token_labels(tokens: Sequence[int], chars: Sequence[str], bos: int) -> list[str]:
     """Readable labels: '<s>' for BOS, '\\n' and '␣' for newline and space."""
     names = {"\n": "\\n", " ": "␣"}
-    return ["<s>" if t == bos else names.get(chars[t], chars[t]) if t < len(chars) else "<d>" for t in tokens]
+    return [
+        "<s>" if t == bos else names.get(chars[t], chars[t]) if t < len(chars) else "<d>"
+        for t in tokens
+    ]
 
 
 def attention_heatmap(ax: plt.Axes, weights: np.ndarray, labels: Sequence[str], highlight=()):

@@ -24,7 +24,9 @@ def oracle_cross_entropy(
 
 def oracle_entropy(oracle: Float[Array, "B N V"]) -> Float[Array, "B N"]:
     """H(p_n): the Bayes risk at each position."""
-    return -jnp.sum(jnp.where(oracle > 0, oracle * jnp.log(jnp.where(oracle > 0, oracle, 1)), 0), -1)
+    return -jnp.sum(
+        jnp.where(oracle > 0, oracle * jnp.log(jnp.where(oracle > 0, oracle, 1)), 0), -1
+    )
 
 
 def masked_mean(x: Float[Array, "..."], mask: Bool[Array, "..."]) -> Float[Array, ""]:
@@ -39,6 +41,15 @@ def attention_to_first(
     to_first = weights[:, :, :, 0]  # (B, H, N)
     mask = query_mask[:, None, :]
     return jnp.sum(jnp.where(mask, to_first, 0.0), axis=(0, 2)) / jnp.sum(mask, axis=(0, 2))
+
+
+def attention_to_previous(
+    weights: Float[Array, "B H N N"], query_mask: Bool[Array, "B N"]
+) -> Float[Array, " H"]:
+    """Mean attention weight A[n, n-1] over the query positions n >= 1 in `query_mask`."""
+    to_previous = jnp.diagonal(weights, offset=-1, axis1=-2, axis2=-1)  # (B, H, N-1)
+    mask = query_mask[:, None, 1:]
+    return jnp.sum(jnp.where(mask, to_previous, 0.0), axis=(0, 2)) / jnp.sum(mask, axis=(0, 2))
 
 
 @jax.tree_util.register_dataclass

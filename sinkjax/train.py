@@ -207,7 +207,9 @@ def train(
             losses, resumed_from = np.asarray(state["losses"]), step
 
     run_chunk = _chunk_program(task, tx, cfg.steps, cfg.chunk_size)
-    chunks_per_save = max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
+    chunks_per_save = (
+        max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
+    )
     bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=not progress, leave=False)
     try:
         n_chunk = 0

@@ -48,7 +48,9 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, message):
 def test_unwritable_out_is_rejected(capsys, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    code, _, err = run_cli(capsys, "run", "bb-dynamics", "--preset", "ci", "--out", str(blocker / "x"))
+    code, _, err = run_cli(
+        capsys, "run", "bb-dynamics", "--preset", "ci", "--out", str(blocker / "x")
+    )
     assert code == 2 and "choose a writable directory" in err
 
 
@@ -94,12 +96,16 @@ def test_diverged_training_is_one_line(capsys, tmp_path, monkeypatch):
         raise TrainingDiverged("loss became NaN/inf at step 7 (seed 42); lower the learning rate")
 
     monkeypatch.setattr(bb_interventions, "train_bb", diverged)
-    code, _, err = run_cli(capsys, "run", "bb-interventions", "--preset", "ci", "--out", str(tmp_path))
+    code, _, err = run_cli(
+        capsys, "run", "bb-interventions", "--preset", "ci", "--out", str(tmp_path)
+    )
     assert code == 1 and err.count("\n") == 1 and "lower the learning rate" in err
 
 
 def test_reproduce_writes_report_with_every_claim(capsys, tmp_path):
-    code, out, _ = run_cli(capsys, "reproduce", "--preset", "ci", "--out", str(tmp_path), "--no-progress")
+    code, out, _ = run_cli(
+        capsys, "reproduce", "--preset", "ci", "--out", str(tmp_path), "--no-progress"
+    )
     assert code in (0, 1)
     report = (tmp_path / "report.html").read_text()
     for name in get_experiments():

@@ -61,7 +61,9 @@ def test_count_chars_small_text():
 
 @pytest.mark.parametrize("with_bos", [True, False])
 def test_sampler_invariants(with_bos):
-    inputs, targets = (np.asarray(a) for a in sample_bb(jax.random.key(1), TASK, 64, 128, with_bos=with_bos))
+    inputs, targets = (
+        np.asarray(a) for a in sample_bb(jax.random.key(1), TASK, 64, 128, with_bos=with_bos)
+    )
     assert inputs.shape == targets.shape == (64, 128) and inputs.dtype == np.int32
     x = np.concatenate([inputs, targets[:, -1:]], axis=1)  # the N + 1 generated tokens
     np.testing.assert_array_equal(inputs[:, 1:], targets[:, :-1])

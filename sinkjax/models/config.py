@@ -45,7 +45,9 @@ class TransformerConfig:
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_mlp"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"TransformerConfig.{name} must be positive, got {getattr(self, name)}")
+                raise ValueError(
+                    f"TransformerConfig.{name} must be positive, got {getattr(self, name)}"
+                )
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}; "

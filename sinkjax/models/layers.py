@@ -61,8 +61,12 @@ class CausalSelfAttention(nnx.Module):
         self.d_head = cfg.d_head
         self.kind = cfg.attention
         self.qkv = nnx.Param(linear_init(cfg, d)(rngs.params(), (d, 3 * d)))
-        self.q_bias = nnx.Param(bias_init(cfg, d)(rngs.params(), (d,))) if cfg.has_query_bias else None
-        self.kv_bias = nnx.Param(bias_init(cfg, d)(rngs.params(), (2 * d,))) if cfg.use_bias else None
+        self.q_bias = (
+            nnx.Param(bias_init(cfg, d)(rngs.params(), (d,))) if cfg.has_query_bias else None
+        )
+        self.kv_bias = (
+            nnx.Param(bias_init(cfg, d)(rngs.params(), (2 * d,))) if cfg.use_bias else None
+        )
         self.o = dense(cfg, d, d, cfg.use_bias, rngs)
 
     def __call__(

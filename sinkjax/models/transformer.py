@@ -1,8 +1,8 @@
 """The configurable pre-LN decoder used by every experiment (spec B.1).
 
-    h   = x + Attn(LN_attn(x))      (h = x when the block is in `no_attn`)
-    out = h + MLP(LN_ffn(h))        (out = h when the block is in `no_ffn`)
-    logits = Head(LN_final(out_L))
+h   = x + Attn(LN_attn(x))      (h = x when the block is in `no_attn`)
+out = h + MLP(LN_ffn(h))        (out = h when the block is in `no_ffn`)
+logits = Head(LN_final(out_L))
 """
 
 from flax import nnx
@@ -59,7 +59,9 @@ class Transformer(nnx.Module):
         self.token_embed = nnx.Embed(
             cfg.vocab_size, cfg.d_model, embedding_init=embed_init(cfg), rngs=rngs
         )
-        self.pos_embed = nnx.Embed(cfg.max_len, cfg.d_model, embedding_init=embed_init(cfg), rngs=rngs)
+        self.pos_embed = nnx.Embed(
+            cfg.max_len, cfg.d_model, embedding_init=embed_init(cfg), rngs=rngs
+        )
         self.blocks = nnx.List([Block(cfg, i, rngs=rngs) for i in range(cfg.n_layers)])
         self.ln_final = layer_norm(cfg, rngs)
         self.head = dense(cfg, cfg.d_model, cfg.vocab_size, cfg.use_bias, rngs)

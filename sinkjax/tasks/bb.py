@@ -111,7 +111,9 @@ def sample_bb(
     """
     k_first, k_steps = jax.random.split(key)
     u_first = jax.random.uniform(k_first, (batch_size,))
-    first_real = _inverse_cdf(jnp.broadcast_to(jnp.cumsum(task.pi0), (batch_size, task.vocab_size)), u_first)
+    first_real = _inverse_cdf(
+        jnp.broadcast_to(jnp.cumsum(task.pi0), (batch_size, task.vocab_size)), u_first
+    )
     n_steps = seq_len - 1 if with_bos else seq_len
     uniforms = jax.random.uniform(k_steps, (n_steps, batch_size))
 

@@ -1,6 +1,6 @@
 """Rebuild the shipped character counts from a text file.
 
-    python -m sinkjax.tasks.build_counts TEXT_PATH [--out PATH]
+python -m sinkjax.tasks.build_counts TEXT_PATH [--out PATH]
 """
 
 import argparse
@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         text = args.text.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        print(f"build_counts: error: cannot read {args.text} ({err}); pass a UTF-8 text file", file=sys.stderr)
+        print(
+            f"build_counts: error: cannot read {args.text} ({err}); pass a UTF-8 text file",
+            file=sys.stderr,
+        )
         return 2
     counts = count_chars(text)
     out = args.out or pathlib.Path(str(shipped_counts_path()))
