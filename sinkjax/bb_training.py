@@ -9,7 +9,7 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from . import probes
-from .models import ModelTrace, Transformer, TransformerConfig
+from .models import CodeSimpleModel, ModelTrace, Transformer, TransformerConfig
 from .tasks.bb import BBTask, is_trigger, oracle_distribution, sample_bb
 from .train import TrainTask
 
@@ -144,5 +144,45 @@ def bb_train_task(
     def evaluate(params):
         logits, trace = nnx.merge(graphdef, params)(eval_batch.inputs, trace=True)
         return bb_metrics(logits, trace, eval_batch, type_mask)
+
+    return TrainTask(init_params, loss, evaluate), graphdef
+
+
+def code_simple_train_task(
+    task: BBTask, batch_size: int, seq_len: int, eval_batch: BBEvalBatch
+) -> tuple[TrainTask, nnx.GraphDef]:
+    """The `TrainTask` of the official code's simplified model (spec D.5) on fresh BB batches.
+
+    Metrics: `alpha_mean` (mean sink logit alpha over non-trigger, non-`<s>` tokens),
+    `wo_beta_norm` (||W_O beta||), `first_logit` (the logit of sequence 0, position 1 on <s>),
+    `attn_sink` (mean attention on <s> of non-trigger queries) and the excess risks.
+    """
+    graphdef = nnx.graphdef(CodeSimpleModel(task.vocab_size, task.trigger_mask, rngs=nnx.Rngs(0)))
+    type_mask = sink_type_mask(task)
+
+    def init_params(key):
+        return nnx.state(
+            CodeSimpleModel(task.vocab_size, task.trigger_mask, rngs=nnx.Rngs(params=key))
+        )
+
+    def loss(params, key):
+        inputs, targets = sample_bb(key, task, batch_size, seq_len)
+        logits = nnx.merge(graphdef, params)(inputs)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+
+    def evaluate(params):
+        model = nnx.merge(graphdef, params)
+        logits = model(eval_batch.inputs)
+        weights = jax.nn.softmax(model.attention_logits(eval_batch.inputs), axis=-1)
+        risk = probes.oracle_cross_entropy(logits, eval_batch.oracle)
+        bigram = ~eval_batch.trigger
+        return {
+            "alpha_mean": jnp.sum(jnp.where(type_mask, model.alpha[...], 0.0)) / type_mask.sum(),
+            "wo_beta_norm": jnp.linalg.norm(model.w_o(model.beta[...])),
+            "first_logit": model.attention_logits(eval_batch.inputs[:1])[0, 1, 0],
+            "attn_sink": probes.attention_to_first(weights[:, None], bigram)[0],
+            "backcopy_excess": probes.masked_mean(risk, eval_batch.trigger),
+            "bigram_excess": probes.masked_mean(risk, bigram) - eval_batch.bayes_bigram,
+        }
 
     return TrainTask(init_params, loss, evaluate), graphdef
