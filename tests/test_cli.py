@@ -32,7 +32,7 @@ def test_list_names_every_experiment(capsys):
         (("run", "no-such-experiment"), "unknown experiment 'no-such-experiment'"),
         (("run", "bb-dynamics", "--preset", "huge"), "invalid choice: 'huge'"),
         (("run", "bb-dynamics", "--lr", "0"), "must be positive"),
-        (("run", "bb-dynamics", "--lr", "-3e-4"), "must be positive"),
+        (("run", "bb-dynamics", "--lr=-3e-4"), "must be positive"),
         (("run", "bb-dynamics", "--steps", "0"), "must be a positive integer"),
         (("run", "bb-dynamics", "--corpus", "/no/such/file.txt"), "corpus file /no/such/file.txt"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),

@@ -109,22 +109,21 @@ class CodeSimpleModel(nnx.Module):
         self.mlp_down = linear(hidden, vocab_size)
 
     def attention_logits(self, tokens: Int[Array, "B N"]) -> Float[Array, "B N N"]:
-        """Causally masked logits; -inf above the diagonal."""
+        """Causally masked attention logits (query, key); -inf above the diagonal."""
         n = tokens.shape[-1]
-        trigger_mask = jnp.zeros(self.vocab_size, bool).at[jnp.array(self.triggers)].set(True)
-        trigger = trigger_mask[tokens]  # (B, N)
-        eye_first = (jnp.arange(n) == 0)[None, None, :]
-        previous = (jnp.arange(n)[None, :] == jnp.arange(n)[:, None] - 1)[None]
-        to_first = jnp.where(trigger, 0.0, self.alpha[...][tokens])[..., None] * eye_first
-        to_previous = jnp.where(trigger, self.lam[...][tokens], 0.0)[..., None] * previous
+        trigger = jnp.isin(tokens, jnp.asarray(self.triggers, jnp.int32))  # (B, N)
+        is_first = (jnp.arange(n) == 0)[None, None, :]
+        is_previous = (jnp.arange(n)[None, :] == jnp.arange(n)[:, None] - 1)[None]
+        to_first = jnp.where(trigger, 0.0, self.alpha[...][tokens])[..., None] * is_first
+        to_previous = jnp.where(trigger, self.lam[...][tokens], 0.0)[..., None] * is_previous
         logits = to_first + to_previous
         return jnp.where(jnp.tril(jnp.ones((n, n), bool)), logits, -jnp.inf)
 
     def __call__(self, tokens: Int[Array, "B N"]) -> Float[Array, "B N V"]:
-        vocab = self.alpha.shape[0]
-        one_hot = jax.nn.one_hot(tokens, vocab)
+        """Next-token logits (B, N, V) of token sequences (B, N) that start with `<s>`."""
+        one_hot = jax.nn.one_hot(tokens, self.vocab_size)
         weights = jax.nn.softmax(self.attention_logits(tokens), axis=-1)  # (B, N, N)
-        values = one_hot * self.xi[...][tokens][..., None]  # xi[x_j] e_{x_j}
+        values = one_hot * self.xi[...][tokens][..., None]  # key j >= 1: xi[x_j] e_{x_j}
         values = values.at[:, 0].set(self.w_o(self.beta[...]))  # key 0 carries W_O beta
         mlp = self.mlp_down(jax.nn.relu(self.mlp_up(one_hot)))
         return jnp.einsum("bnj,bjv->bnv", weights, values) + mlp
