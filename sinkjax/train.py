@@ -111,8 +111,14 @@ def _seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     )(roots, 1)
 
 
-def _chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int, chunk: int):
-    """The compiled program that advances every seed by `chunk` steps."""
+def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int, chunk: int):
+    """The compiled program that advances every seed by `chunk` steps.
+
+    Returns `run_chunk(params, opt_state, history, step0, data_keys, eval_slot)` ->
+    `(params, opt_state, history, losses (S, chunk))`: params/opt_state carry a leading seed
+    axis, `eval_slot` (steps + 1,) maps a step to its row of `history` (or -1), and steps at or
+    beyond `steps` leave the state unchanged (their losses are NaN).
+    """
 
     def seed_update(params, opt_state, key):
         loss, grads = jax.value_and_grad(task.loss)(params, key)
@@ -206,7 +212,7 @@ def train(
             params, opt_state, history = state["params"], state["opt_state"], state["history"]
             losses, resumed_from = np.asarray(state["losses"]), step
 
-    run_chunk = _chunk_program(task, tx, cfg.steps, cfg.chunk_size)
+    run_chunk = chunk_program(task, tx, cfg.steps, cfg.chunk_size)
     chunks_per_save = (
         max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
     )
