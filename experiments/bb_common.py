@@ -68,6 +68,30 @@ class BBRunConfig:
         )
 
 
+# The CPU presets shared by the 1-layer experiments: `ci` runs in seconds (its claims are not
+# expected to hold); `quick` (d=128, N=128, lr 1e-3) reaches the paper's phenomena in minutes.
+CI_RUN = BBRunConfig(
+    steps=40,
+    batch_size=8,
+    seq_len=32,
+    d_model=32,
+    eval_batch_size=16,
+    chunk_size=20,
+    n_log_evals=8,
+    n_linear_evals=4,
+    learning_rate=1e-3,
+)
+QUICK_RUN = BBRunConfig(
+    steps=1500,
+    batch_size=32,
+    seq_len=128,
+    d_model=128,
+    eval_batch_size=128,
+    chunk_size=250,
+    learning_rate=1e-3,
+)
+
+
 @dataclasses.dataclass
 class TrainedBB:
     """A finished BB training run and what is needed to probe it."""

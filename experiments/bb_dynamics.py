@@ -12,31 +12,13 @@ from flax import nnx
 
 from sinkjax import plotting, probes
 
-from .bb_common import BBRunConfig, TrainedBB, final_trace, train_bb
+from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, final_trace, train_bb
 from .claims import claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 
 PRESETS = {
-    "ci": BBRunConfig(
-        steps=40,
-        batch_size=8,
-        seq_len=32,
-        d_model=32,
-        eval_batch_size=16,
-        chunk_size=20,
-        n_log_evals=8,
-        n_linear_evals=4,
-        learning_rate=1e-3,
-    ),
-    "quick": BBRunConfig(
-        steps=1500,
-        batch_size=32,
-        seq_len=128,
-        d_model=128,
-        eval_batch_size=128,
-        chunk_size=250,
-        learning_rate=1e-3,
-    ),
+    "ci": CI_RUN,
+    "quick": QUICK_RUN,
     "paper": BBRunConfig(steps=100_000, chunk_size=1000, n_log_evals=60, n_linear_evals=50),
 }
 

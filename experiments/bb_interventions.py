@@ -15,35 +15,11 @@ from flax import nnx
 from sinkjax import plotting, probes
 from sinkjax.interventions import Interventions
 
-from .bb_common import BBRunConfig, TrainedBB, train_bb
+from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, train_bb
 from .claims import claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 
-PRESETS = {
-    "ci": BBRunConfig(
-        steps=40,
-        batch_size=8,
-        seq_len=32,
-        d_model=32,
-        eval_batch_size=16,
-        chunk_size=20,
-        n_log_evals=4,
-        n_linear_evals=2,
-        learning_rate=1e-3,
-    ),
-    "quick": BBRunConfig(
-        steps=1500,
-        batch_size=32,
-        seq_len=128,
-        d_model=128,
-        eval_batch_size=128,
-        chunk_size=250,
-        learning_rate=1e-3,
-        n_log_evals=10,
-        n_linear_evals=5,
-    ),
-    "paper": BBRunConfig(steps=10_000, chunk_size=1000),
-}
+PRESETS = {"ci": CI_RUN, "quick": QUICK_RUN, "paper": BBRunConfig(steps=10_000, chunk_size=1000)}
 VARIANTS = ("full", "no MLP", "no attn")
 # The official figures draw the random-guess line at log(66).
 RANDOM_GUESS = math.log(66)

@@ -41,21 +41,23 @@ class FlowSolution:
     num_steps: int
 
 
-def _solve(field, y0, s0, s1, save_s, args):
-    """Integrate dy/ds = field(s, y, args) from s0 to s1 with Tsit5 and a tight PID controller."""
-    return dfx.diffeqsolve(
+def _solve(field, y0, save_at, args):
+    """Integrate dy/dt = field(t, y, args) from save_at[0] to save_at[-1] with Tsit5 and a tight
+    PID controller; return (ys at save_at, success flag, number of solver steps)."""
+    sol = dfx.diffeqsolve(
         dfx.ODETerm(field),
         dfx.Tsit5(),
-        t0=s0,
-        t1=s1,
+        t0=save_at[0],
+        t1=save_at[-1],
         dt0=None,
         y0=y0,
         args=args,
-        saveat=dfx.SaveAt(ts=save_s),
+        saveat=dfx.SaveAt(ts=save_at),
         stepsize_controller=dfx.PIDController(rtol=RTOL, atol=ATOL),
         max_steps=MAX_STEPS,
         throw=False,
     )
+    return sol.ys, sol.result == dfx.RESULTS.successful, sol.stats["num_steps"]
 
 
 def _alpha_field_log_time(s, alpha, args):
@@ -74,27 +76,22 @@ def _joint_field(t, y, problem):
     return alpha_dot(alpha, beta, problem), beta_dot(alpha, beta, problem)
 
 
-@eqx.filter_jit
-def _alpha_solve(problem, alpha0, c, log_ts):
-    sol = _solve(_alpha_field_log_time, alpha0, log_ts[0], log_ts[-1], log_ts, (problem, c))
-    return sol.ys, sol.result == dfx.RESULTS.successful, sol.stats["num_steps"]
+def _alpha_path(problem, alpha0, c, log_ts):
+    return _solve(_alpha_field_log_time, alpha0, log_ts, (problem, c))
 
 
-@eqx.filter_jit
-def _alpha_solve_batch(problem, alpha0s, c, log_ts):
-    return jax.vmap(lambda a0: _alpha_solve.__wrapped__(problem, a0, c, log_ts))(alpha0s)
+def _beta_path(problem, alpha, beta0, log_ts):
+    return _solve(_beta_field_log_time, beta0, log_ts, (problem, alpha))
 
 
-@eqx.filter_jit
-def _beta_solve(problem, alpha, beta0, log_ts):
-    sol = _solve(_beta_field_log_time, beta0, log_ts[0], log_ts[-1], log_ts, (problem, alpha))
-    return sol.ys, sol.result == dfx.RESULTS.successful, sol.stats["num_steps"]
+def _joint_path(problem, alpha0, beta0, ts):
+    return _solve(_joint_field, (alpha0, beta0), ts, problem)
 
 
-@eqx.filter_jit
-def _joint_solve(problem, alpha0, beta0, ts):
-    sol = _solve(_joint_field, (alpha0, beta0), ts[0], ts[-1], ts, problem)
-    return sol.ys, sol.result == dfx.RESULTS.successful, sol.stats["num_steps"]
+_alpha_solve = eqx.filter_jit(_alpha_path)
+_alpha_solve_batch = eqx.filter_jit(jax.vmap(_alpha_path, in_axes=(None, 0, None, None)))
+_beta_solve = eqx.filter_jit(_beta_path)
+_joint_solve = eqx.filter_jit(_joint_path)
 
 
 def _f64(x):
