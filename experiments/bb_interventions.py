@@ -60,7 +60,10 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
         ax,
         VARIANTS,
         {"backcopy excess": backcopy.mean(0), "bigram excess": bigram.mean(0)},
-        hlines={"random guess - bigram Bayes": RANDOM_GUESS - float(bb.eval_batch.bayes_bigram)},
+        hlines={
+            "random guess: backcopy excess": RANDOM_GUESS,
+            "random guess: bigram excess": RANDOM_GUESS - float(bb.eval_batch.bayes_bigram),
+        },
         ylabel="excess risk (nats)",
     )
     ax.set_title(f"E3: interventions on the 1-layer model ({cfg.n_seeds} seed(s), mean)")
