@@ -96,7 +96,8 @@ class Transformer(nnx.Module):
                 x, interventions.attn_scale[i], interventions.mlp_scale[i], trace=trace
             )
             layer_traces.append(layer_trace)
-        logits = self.head(self.ln_final(x))
+        B, N, d = x.shape
+        logits = self.head(self.ln_final(x).reshape(B * N, d)).reshape(B, N, -1)
         if not trace:
             return logits
         return logits, ModelTrace(embed, tuple(layer_traces))
