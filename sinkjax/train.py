@@ -106,9 +106,8 @@ def eval_schedule(steps: int, n_log: int, n_linear: int) -> np.ndarray:
 def _seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     """(S,) parameter-init keys and (S,) data keys, one pair per seed."""
     roots = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-    return jax.vmap(jax.random.fold_in, (0, None))(roots, 0), jax.vmap(
-        jax.random.fold_in, (0, None)
-    )(roots, 1)
+    fold = jax.vmap(jax.random.fold_in, (0, None))
+    return fold(roots, 0), fold(roots, 1)
 
 
 def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int, chunk: int):
@@ -218,7 +217,6 @@ def train(
     )
     bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=not progress, leave=False)
     try:
-        n_chunk = 0
         while step < cfg.steps:
             new = run_chunk(params, opt_state, history, step, data_keys, eval_slot)
             chunk_losses = np.asarray(new[3])
@@ -234,10 +232,10 @@ def train(
             params, opt_state, history = new[:3]
             losses[:, step : step + n] = chunk_losses[:, :n]
             step += n
-            n_chunk += 1
             bar.update(n)
             bar.set_postfix(loss=f"{np.nanmean(chunk_losses[:, :n]):.4f}")
-            save_now = step == cfg.steps or (chunks_per_save and n_chunk % chunks_per_save == 0)
+            periodic = chunks_per_save and (step // cfg.chunk_size) % chunks_per_save == 0
+            save_now = step == cfg.steps or periodic
             if checkpointer is not None and save_now:
                 state = {"params": params, "opt_state": opt_state, "history": history}
                 checkpointer.save(step, {**state, "losses": losses})
