@@ -119,7 +119,7 @@ def load_task(corpus: pathlib.Path | None) -> BBTask:
 
 
 def train_bb(cfg: BBRunConfig, ctx: RunContext, label: str) -> TrainedBB:
-    """Train `cfg.n_seeds` models together, resuming from the run folder's checkpoint."""
+    """Train `cfg.n_seeds` models together, resuming from checkpoint/<label> in the run folder."""
     task = load_task(ctx.corpus)
     model_cfg = cfg.model_config(task.vocab_size)
     eval_batch = make_eval_batch(task, cfg.eval_batch_size, cfg.seq_len)
@@ -138,7 +138,7 @@ def train_bb(cfg: BBRunConfig, ctx: RunContext, label: str) -> TrainedBB:
         train_task,
         optimizer,
         train_cfg,
-        checkpoint_dir=str(ctx.checkpoint_dir),
+        checkpoint_dir=str(ctx.checkpoint_dir / label),
         fingerprint=fingerprint,
         progress=ctx.progress,
         description=label,

@@ -73,7 +73,9 @@ def bb_metrics(
     """Every spec C metric of one model on the evaluation batch.
 
     Returns scalars `backcopy_risk`, `bigram_risk`, `backcopy_excess`, `bigram_excess`,
-    `bigram_excess_corrected`; (L, H) arrays `attn_sink`, `sink_logit` (mean over token types),
+    `bigram_excess_corrected`; (L, H) arrays `attn_sink`, `attn_sink_later` (the same over query
+    positions n >= 1: with ReLU attention the unnormalised A[0, 0] would dominate the mean),
+    `sink_logit` (mean over token types),
     `sink_logit_q10`, `sink_logit_q90`, `value_norm_sink` (||W_O v_<s>||), `value_norm_sink_pre`
     (||v_<s>||) with NaN rows for blocks without attention; and (L,) arrays `resid_norm_sink`
     and `resid_norm_sink_recentred`.
@@ -90,7 +92,9 @@ def bb_metrics(
     metrics["bigram_excess_corrected"] = (
         probes.masked_mean(risk_corrected, bigram) - batch.bayes_bigram_corrected
     )
-    per_layer = {k: [] for k in ("attn_sink", "sink_logit", "sink_logit_q10", "sink_logit_q90")}
+    later = bigram.at[:, 0].set(False)  # queries n >= 1: A[0, 0] is not a choice of key
+    per_layer = {k: [] for k in ("attn_sink", "attn_sink_later", "sink_logit", "sink_logit_q10")}
+    per_layer["sink_logit_q90"] = []
     per_layer |= {"value_norm_sink": [], "value_norm_sink_pre": []}
     resid, resid_recentred = [], []
     for layer in trace.layers:
@@ -102,6 +106,9 @@ def bb_metrics(
             logit = probes.sink_logit(layer.attn.logits, batch.inputs, type_mask)
             wov, v = probes.first_value_norms(layer.attn)
             per_layer["attn_sink"].append(probes.attention_to_first(layer.attn.weights, bigram))
+            per_layer["attn_sink_later"].append(
+                probes.attention_to_first(layer.attn.weights, later)
+            )
             per_layer["sink_logit"].append(logit.mean)
             per_layer["sink_logit_q10"].append(logit.q10)
             per_layer["sink_logit_q90"].append(logit.q90)
