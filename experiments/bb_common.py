@@ -33,6 +33,8 @@ class BBRunConfig:
     # Sequences per step and tokens per sequence.
     batch_size: int = 512
     seq_len: int = 256
+    # Start every sequence with <s> (spec A.2); False starts with x[0] ~ pi0 (spec A.4, Fig. 16).
+    with_bos: bool = True
     # Model width, layers and attention kind.
     d_model: int = 256
     n_layers: int = 1
@@ -122,8 +124,10 @@ def train_bb(cfg: BBRunConfig, ctx: RunContext, label: str) -> TrainedBB:
     """Train `cfg.n_seeds` models together, resuming from checkpoint/<label> in the run folder."""
     task = load_task(ctx.corpus)
     model_cfg = cfg.model_config(task.vocab_size)
-    eval_batch = make_eval_batch(task, cfg.eval_batch_size, cfg.seq_len)
-    train_task, graphdef = bb_train_task(model_cfg, task, cfg.batch_size, cfg.seq_len, eval_batch)
+    eval_batch = make_eval_batch(task, cfg.eval_batch_size, cfg.seq_len, with_bos=cfg.with_bos)
+    train_task, graphdef = bb_train_task(
+        model_cfg, task, cfg.batch_size, cfg.seq_len, eval_batch, with_bos=cfg.with_bos
+    )
     train_cfg = TrainConfig(
         steps=cfg.steps,
         seeds=cfg.seeds,

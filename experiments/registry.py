@@ -79,13 +79,14 @@ class Experiment:
 
 
 def _registry() -> dict[str, Experiment]:
-    from . import bb_dynamics, bb_interventions, relu_attention, theorem3
+    from . import bb_dynamics, bb_interventions, no_bos, relu_attention, theorem3
 
     experiments = [
         theorem3.EXPERIMENT,
         bb_dynamics.EXPERIMENT,
         bb_interventions.EXPERIMENT,
         relu_attention.EXPERIMENT,
+        no_bos.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 
