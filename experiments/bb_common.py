@@ -14,6 +14,7 @@ from sinkjax.tasks.bb import BBTask, default_bb_task
 from sinkjax.tasks.corpus_stats import count_chars
 from sinkjax.train import TrainConfig, TrainResult, train
 
+from .claims import Claim, claim_below
 from .registry import RunContext
 
 
@@ -155,3 +156,16 @@ def final_trace(run: TrainedBB, seed_index: int = 0, n_sequences: int = 4):
     model = nnx.merge(run.graphdef, run.seed_params(seed_index))
     logits, trace = model(run.eval_batch.inputs[:n_sequences], trace=True)
     return logits, trace
+
+
+def task_learned_claims(bb: TrainedBB, prefix: str, model: str) -> list[Claim]:
+    """`<prefix>-backcopy` and `<prefix>-bigram`: final excess risks below 0.05 (worst seed)."""
+    return [
+        claim_below(
+            f"{prefix}-{kind}",
+            f"{model} reaches the {kind} Bayes risk (final excess risk, worst seed)",
+            float(bb.final_metric(f"{kind}_excess").max()),
+            0.05,
+        )
+        for kind in ("backcopy", "bigram")
+    ]

@@ -17,7 +17,7 @@ from flax import nnx
 
 from sinkjax import plotting
 
-from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, train_bb
+from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, task_learned_claims, train_bb
 from .claims import claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 
@@ -111,18 +111,7 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
         value_ratio.append(sink_value / np.nanmedian(s["value_norm_type"]))
         share_first.append(s["argmax_position"][0] / s["argmax_position"].sum())
     claims = [
-        claim_below(
-            "no-bos-backcopy",
-            "Without <s> the model still learns backcopy (excess, worst seed)",
-            float(bb.final_metric("backcopy_excess").max()),
-            0.05,
-        ),
-        claim_below(
-            "no-bos-bigram",
-            "Without <s> the model still learns bigram (excess, worst seed)",
-            float(bb.final_metric("bigram_excess").max()),
-            0.05,
-        ),
+        *task_learned_claims(bb, "no-bos", "The model trained without <s>"),
         claim_above(
             "sink-on-few-token-types",
             f"E11: a sink re-forms on a few token types: share of non-trigger queries n >= 1 whose "

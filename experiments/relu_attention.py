@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 
 from sinkjax import plotting
 
-from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, train_bb
+from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, task_learned_claims, train_bb
 from .claims import claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 
@@ -73,18 +73,7 @@ def run(cfg: ReluAttentionConfig, ctx: RunContext) -> Outcome:
     value = relu.result.metrics["value_norm_sink"][:, :, 0, 0]
     softmax_value = softmax.result.metrics["value_norm_sink"][:, :, 0, 0]
     claims = [
-        claim_below(
-            "relu-backcopy",
-            "E5: ReLU attention reaches the backcopy Bayes risk (excess, worst seed)",
-            float(relu.final_metric("backcopy_excess").max()),
-            0.05,
-        ),
-        claim_below(
-            "relu-bigram",
-            "E5: ReLU attention reaches the bigram Bayes risk (excess, worst seed)",
-            float(relu.final_metric("bigram_excess").max()),
-            0.05,
-        ),
+        *task_learned_claims(relu, "relu", "E5: the model with ReLU attention"),
         claim_below(
             "relu-no-sink",
             f"E5: with ReLU attention queries n >= 1 do not attend to <s> (max Attn_<s> from "
