@@ -4,10 +4,12 @@ import dataclasses
 import pathlib
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from sinkjax.bb_training import BBEvalBatch, bb_train_task, make_eval_batch
+from sinkjax.interventions import Interventions
 from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks.bb import BBTask, default_bb_task
@@ -24,10 +26,12 @@ class BBRunConfig:
 
     # Optimiser steps.
     steps: int = 10_000
-    # Constant AdamW learning rate.
+    # Constant learning rate.
     learning_rate: float = 3e-4
-    # AdamW decoupled weight decay.
+    # Weight decay: decoupled for AdamW, coupled (L2) for SGD.
     weight_decay: float = 1e-4
+    # "adamw" (betas 0.9, 0.99) or "sgd" (momentum 0.9), as in the official scripts.
+    optimizer: str = "adamw"
     # Independent seeds trained together (seeds base_seed, base_seed + 1, ...).
     n_seeds: int = 1
     base_seed: int = 42
@@ -40,6 +44,9 @@ class BBRunConfig:
     d_model: int = 256
     n_layers: int = 1
     attention: str = "softmax"
+    # Blocks without attention / without MLP (spec B.3).
+    no_attn: tuple[int, ...] = ()
+    no_ffn: tuple[int, ...] = ()
     # Sequences in the fixed evaluation batch.
     eval_batch_size: int = 512
     # Steps per compiled chunk; evaluation points (log-spaced and evenly spaced).
@@ -55,6 +62,13 @@ class BBRunConfig:
             raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
         if self.eval_batch_size <= 0 or self.chunk_size <= 0:
             raise ValueError("eval_batch_size and chunk_size must be positive")
+        self.optimizer_config()  # validates the optimiser name
+        self.model_config(vocab_size=1)  # validates the architecture
+
+    def optimizer_config(self) -> OptimizerConfig:
+        return OptimizerConfig(
+            name=self.optimizer, learning_rate=self.learning_rate, weight_decay=self.weight_decay
+        )
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -68,7 +82,14 @@ class BBRunConfig:
             n_layers=self.n_layers,
             d_mlp=4 * self.d_model,
             attention=self.attention,
+            no_attn=tuple(self.no_attn),
+            no_ffn=tuple(self.no_ffn),
         )
+
+
+def run_settings(cfg: BBRunConfig) -> dict:
+    """The `BBRunConfig` fields of `cfg` (an experiment's config may subclass it)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(BBRunConfig)}
 
 
 # The CPU presets shared by the 1-layer experiments: `ci` runs in seconds (its claims are not
@@ -97,7 +118,11 @@ QUICK_RUN = BBRunConfig(
 
 @dataclasses.dataclass
 class TrainedBB:
-    """A finished BB training run and what is needed to probe it."""
+    """A finished BB training run and what is needed to probe it.
+
+    The result's leading axis holds the runs: the seeds, or for an architecture sweep the
+    variants in order, each with every seed (run = variant * n_seeds + seed index).
+    """
 
     cfg: BBRunConfig
     task: BBTask
@@ -105,9 +130,14 @@ class TrainedBB:
     graphdef: nnx.GraphDef
     eval_batch: BBEvalBatch
     result: TrainResult
+    # The gates of every run for an architecture sweep (leading run axis), else None.
+    gates: Interventions | None = None
 
     def seed_params(self, i: int):
         return jax.tree.map(lambda leaf: leaf[i], self.result.params)
+
+    def run_gates(self, i: int) -> Interventions | None:
+        return None if self.gates is None else jax.tree.map(lambda leaf: leaf[i], self.gates)
 
     def final_metric(self, name: str) -> np.ndarray:
         """(S, ...) the metric at the last evaluation step."""
@@ -121,40 +151,70 @@ def load_task(corpus: pathlib.Path | None) -> BBTask:
     return BBTask.from_counts(count_chars(corpus.read_text()))
 
 
-def train_bb(cfg: BBRunConfig, ctx: RunContext, label: str) -> TrainedBB:
-    """Train `cfg.n_seeds` models together, resuming from checkpoint/<label> in the run folder."""
+def train_bb(
+    cfg: BBRunConfig,
+    ctx: RunContext,
+    label: str,
+    architectures: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None,
+) -> TrainedBB:
+    """Train `cfg.n_seeds` models together, resuming from checkpoint/<label> in the run folder.
+
+    Args:
+        architectures: for a sweep, name -> (no_attn, no_ffn) of each variant of the
+            `cfg.n_layers`-block model; every variant is trained with every seed, all in one
+            compiled program (the variants are sub-layer gates, see `Interventions.architecture`).
+    """
     task = load_task(ctx.corpus)
     model_cfg = cfg.model_config(task.vocab_size)
     eval_batch = make_eval_batch(task, cfg.eval_batch_size, cfg.seq_len, with_bos=cfg.with_bos)
+    seeds, gates = cfg.seeds, None
+    if architectures is not None:
+        per_variant = [
+            Interventions.architecture(cfg.n_layers, model_cfg.n_heads, no_attn, no_ffn)
+            for no_attn, no_ffn in architectures.values()
+        ]
+        per_run = [g for g in per_variant for _ in cfg.seeds]
+        gates = jax.tree.map(lambda *leaves: jnp.stack(leaves), *per_run)
+        seeds = cfg.seeds * len(architectures)
     train_task, graphdef = bb_train_task(
-        model_cfg, task, cfg.batch_size, cfg.seq_len, eval_batch, with_bos=cfg.with_bos
+        model_cfg,
+        task,
+        cfg.batch_size,
+        cfg.seq_len,
+        eval_batch,
+        with_bos=cfg.with_bos,
+        architectures=gates,
     )
     train_cfg = TrainConfig(
         steps=cfg.steps,
-        seeds=cfg.seeds,
+        seeds=seeds,
         chunk_size=min(cfg.chunk_size, cfg.steps),
         n_log_evals=cfg.n_log_evals,
         n_linear_evals=cfg.n_linear_evals,
         checkpoint_every=max(cfg.steps // 20, 1),
     )
-    optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
-    fingerprint = {"run": dataclasses.asdict(cfg), "corpus": str(ctx.corpus)}
+    fingerprint = {
+        "run": dataclasses.asdict(cfg),
+        "corpus": str(ctx.corpus),
+        "architectures": architectures,
+    }
     result = train(
         train_task,
-        optimizer,
+        cfg.optimizer_config(),
         train_cfg,
         checkpoint_dir=str(ctx.checkpoint_dir / label),
         fingerprint=fingerprint,
         progress=ctx.progress,
         description=label,
     )
-    return TrainedBB(cfg, task, model_cfg, graphdef, eval_batch, result)
+    return TrainedBB(cfg, task, model_cfg, graphdef, eval_batch, result, gates)
 
 
 def final_trace(run: TrainedBB, seed_index: int = 0, n_sequences: int = 4):
     """(logits, ModelTrace) of one seed's final model on the first evaluation sequences."""
     model = nnx.merge(run.graphdef, run.seed_params(seed_index))
-    logits, trace = model(run.eval_batch.inputs[:n_sequences], trace=True)
+    inputs = run.eval_batch.inputs[:n_sequences]
+    logits, trace = model(inputs, run.run_gates(seed_index), trace=True)
     return logits, trace
 
 

@@ -79,7 +79,16 @@ class Experiment:
 
 
 def _registry() -> dict[str, Experiment]:
-    from . import bb_dynamics, bb_interventions, no_bos, relu_attention, theorem3
+    from . import (
+        bb_dynamics,
+        bb_interventions,
+        no_bos,
+        optimizer_ablation,
+        peak_intervention,
+        relu_attention,
+        residual_peaks,
+        theorem3,
+    )
 
     experiments = [
         theorem3.EXPERIMENT,
@@ -87,6 +96,9 @@ def _registry() -> dict[str, Experiment]:
         bb_interventions.EXPERIMENT,
         relu_attention.EXPERIMENT,
         no_bos.EXPERIMENT,
+        residual_peaks.EXPERIMENT,
+        peak_intervention.EXPERIMENT,
+        optimizer_ablation.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 

@@ -9,6 +9,7 @@ from flax import nnx
 from jaxtyping import Array, Bool, Float, Int
 
 from . import probes
+from .interventions import Interventions
 from .models import CodeSimpleModel, ModelTrace, Transformer, TransformerConfig
 from .tasks.bb import BBTask, is_trigger, oracle_distribution, sample_bb
 from .train import TrainTask
@@ -77,8 +78,9 @@ def bb_metrics(
     positions n >= 1: with ReLU attention the unnormalised A[0, 0] would dominate the mean),
     `sink_logit` (mean over token types),
     `sink_logit_q10`, `sink_logit_q90`, `value_norm_sink` (||W_O v_<s>||), `value_norm_sink_pre`
-    (||v_<s>||) with NaN rows for blocks without attention; and (L,) arrays `resid_norm_sink`
-    and `resid_norm_sink_recentred`.
+    (||v_<s>||) with NaN rows for blocks without attention; scalars `embed_norm_sink` and
+    `embed_norm_sink_recentred` (the residual stream entering block 0); and (L,) arrays
+    `resid_norm_sink` and `resid_norm_sink_recentred` (block outputs).
     """
     bigram = ~batch.trigger
     risk = probes.oracle_cross_entropy(logits, batch.oracle)
@@ -118,6 +120,9 @@ def bb_metrics(
         resid.append(raw)
         resid_recentred.append(recentred)
     metrics |= {k: jnp.stack(v) for k, v in per_layer.items()}
+    metrics["embed_norm_sink"], metrics["embed_norm_sink_recentred"] = probes.first_residual_norm(
+        trace.embed
+    )
     metrics["resid_norm_sink"] = jnp.stack(resid)
     metrics["resid_norm_sink_recentred"] = jnp.stack(resid_recentred)
     return metrics
@@ -131,28 +136,35 @@ def bb_train_task(
     eval_batch: BBEvalBatch,
     *,
     with_bos: bool = True,
+    architectures: Interventions | None = None,
 ) -> tuple[TrainTask, nnx.GraphDef]:
     """The `TrainTask` of next-token prediction on fresh BB batches, and the model's graphdef.
 
     The loss is the mean token cross-entropy over all B x N positions (backcopy, bigram and
     position 0), as in the official code.
+
+    Args:
+        architectures: optional sub-layer gates with a leading run axis R (one row per entry
+            of `TrainConfig.seeds`, see `Interventions.architecture`): run r trains the model
+            under gates r, so an architecture sweep is one compiled program.
     """
     graphdef = nnx.graphdef(Transformer(model_cfg, rngs=nnx.Rngs(0)))
     type_mask = sink_type_mask(task)
 
-    def init_params(key):
+    def init_params(key, gates=None):
+        del gates  # every architecture starts from the same full-shape initialisation
         return nnx.state(Transformer(model_cfg, rngs=nnx.Rngs(params=key)))
 
-    def loss(params, key):
+    def loss(params, key, gates=None):
         inputs, targets = sample_bb(key, task, batch_size, seq_len, with_bos=with_bos)
-        logits = nnx.merge(graphdef, params)(inputs)
+        logits = nnx.merge(graphdef, params)(inputs, gates)
         return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
-    def evaluate(params):
-        logits, trace = nnx.merge(graphdef, params)(eval_batch.inputs, trace=True)
+    def evaluate(params, gates=None):
+        logits, trace = nnx.merge(graphdef, params)(eval_batch.inputs, gates, trace=True)
         return bb_metrics(logits, trace, eval_batch, type_mask)
 
-    return TrainTask(init_params, loss, evaluate), graphdef
+    return TrainTask(init_params, loss, evaluate, run_args=architectures), graphdef
 
 
 def code_simple_train_task(

@@ -31,6 +31,28 @@ class Interventions:
         """The identity intervention (all gates open)."""
         return cls(jnp.ones((n_layers, n_heads)), jnp.ones((n_layers,)))
 
+    @classmethod
+    def architecture(
+        cls,
+        n_layers: int,
+        n_heads: int,
+        no_attn: tuple[int, ...] = (),
+        no_ffn: tuple[int, ...] = (),
+    ) -> "Interventions":
+        """Gates that turn the full L-block model into the architecture without the given
+        sub-layers (`no_attn`, `no_ffn`: block indices).
+
+        For a model without a W_O bias, training under these gates is training that
+        architecture: a closed gate passes no signal forward and no gradient back. Several
+        architectures then share one parameter shape and train together in one `vmap`.
+        """
+        gates = cls.none(n_layers, n_heads)
+        for layer in no_attn:
+            gates = gates.zero_attention(layer)
+        for layer in no_ffn:
+            gates = gates.remove_mlp(layer)
+        return gates
+
     def zero_attention(self, layer: int, head: int | None = None) -> "Interventions":
         """Zero the attention output of `layer` (every head, or only `head`)."""
         index = (layer, slice(None)) if head is None else (layer, head)

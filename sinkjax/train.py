@@ -57,17 +57,42 @@ class TrainConfig:
 
 @dataclasses.dataclass(frozen=True)
 class TrainTask:
-    """What to train, as pure functions of one seed's parameters (vmapped by `train`).
+    """What to train, as pure functions of one run's parameters (vmapped by `train`).
 
     Attributes:
         init_params: key -> parameter pytree.
         loss: (params, key) -> scalar loss on a batch sampled from `key`.
         evaluate: params -> dict of metric arrays (fixed shapes) on a fixed evaluation batch.
+        run_args: None, or per-run data for a sweep trained in one program: a pytree whose
+            leaves have a leading axis with one row per entry of `TrainConfig.seeds`. Each of
+            the three functions then takes its run's row as an extra last argument (e.g. the
+            sub-layer gates that make one parameter shape serve several architectures).
     """
 
-    init_params: Callable[[PRNGKeyArray], PyTree]
-    loss: Callable[[PyTree, PRNGKeyArray], Float[Array, ""]]
-    evaluate: Callable[[PyTree], dict[str, Array]]
+    init_params: Callable[..., PyTree]
+    loss: Callable[..., Float[Array, ""]]
+    evaluate: Callable[..., dict[str, Array]]
+    run_args: PyTree | None = None
+
+    def per_run(self, n_runs: int) -> tuple["TrainTask", PyTree]:
+        """This task with a uniform trailing `run_arg` argument, and the (n_runs, ...) rows.
+
+        A task without `run_args` gets placeholder rows its functions ignore.
+        """
+        if self.run_args is None:
+            task = TrainTask(
+                lambda key, _: self.init_params(key),
+                lambda params, key, _: self.loss(params, key),
+                lambda params, _: self.evaluate(params),
+            )
+            return task, jnp.zeros((n_runs,))
+        leading = {leaf.shape[0] for leaf in jax.tree.leaves(self.run_args)}
+        if leading != {n_runs}:
+            raise ValueError(
+                f"run_args have leading axes {sorted(leading)} but there are {n_runs} runs "
+                "(one per entry of TrainConfig.seeds); give one row per run"
+            )
+        return self, self.run_args
 
 
 @dataclasses.dataclass
@@ -111,25 +136,26 @@ def _seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
 
 
 def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int, chunk: int):
-    """The compiled program that advances every seed by `chunk` steps.
+    """The compiled program that advances every run by `chunk` steps.
 
-    Returns `run_chunk(params, opt_state, history, step0, data_keys, eval_slot)` ->
-    `(params, opt_state, history, losses (S, chunk))`: params/opt_state carry a leading seed
-    axis, `eval_slot` (steps + 1,) maps a step to its row of `history` (or -1), and steps at or
-    beyond `steps` leave the state unchanged (their losses are NaN).
+    `task` must take a trailing run argument (see `TrainTask.per_run`). Returns
+    `run_chunk(params, opt_state, history, step0, data_keys, run_args, eval_slot)` ->
+    `(params, opt_state, history, losses (S, chunk))`: params/opt_state/run_args carry a leading
+    run axis S, `eval_slot` (steps + 1,) maps a step to its row of `history` (or -1), and steps
+    at or beyond `steps` leave the state unchanged (their losses are NaN).
     """
 
-    def seed_update(params, opt_state, key):
-        loss, grads = jax.value_and_grad(task.loss)(params, key)
+    def seed_update(params, opt_state, key, run_arg):
+        loss, grads = jax.value_and_grad(task.loss)(params, key, run_arg)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    def body(carry, step, data_keys, eval_slot):
+    def body(carry, step, data_keys, run_args, eval_slot):
         params, opt_state, history = carry
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(data_keys, step)
 
         def update(state):
-            return jax.vmap(seed_update)(*state, step_keys)
+            return jax.vmap(seed_update)(*state, step_keys, run_args)
 
         def skip(state):  # past the last step (final partial chunk): leave state unchanged
             return *state, jnp.full((len(data_keys),), jnp.nan)
@@ -138,16 +164,16 @@ def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int,
         slot = eval_slot[jnp.minimum(step + 1, steps)]
 
         def record(history):
-            metrics = jax.vmap(task.evaluate)(params)
+            metrics = jax.vmap(task.evaluate)(params, run_args)
             return {k: v.at[:, slot].set(metrics[k]) for k, v in history.items()}
 
         history = jax.lax.cond((step < steps) & (slot >= 0), record, lambda h: h, history)
         return (params, opt_state, history), loss
 
     @jax.jit
-    def run_chunk(params, opt_state, history, step0, data_keys, eval_slot):
+    def run_chunk(params, opt_state, history, step0, data_keys, run_args, eval_slot):
         def scan_body(carry, i):
-            return body(carry, step0 + i, data_keys, eval_slot)
+            return body(carry, step0 + i, data_keys, run_args, eval_slot)
 
         carry, losses = jax.lax.scan(scan_body, (params, opt_state, history), jnp.arange(chunk))
         return (*carry, losses.T)  # losses: (S, chunk)
@@ -182,14 +208,15 @@ def train(
     """
     start_time = time.perf_counter()
     tx = make_optimizer(optimizer)
+    task, run_args = task.per_run(len(cfg.seeds))
     init_keys, data_keys = _seed_keys(cfg.seeds)
-    params = jax.jit(jax.vmap(task.init_params))(init_keys)
+    params = jax.jit(jax.vmap(task.init_params))(init_keys, run_args)
     opt_state = jax.jit(jax.vmap(tx.init))(params)
     eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals)
     eval_slot = np.full(cfg.steps + 1, -1, np.int32)
     eval_slot[eval_steps] = np.arange(len(eval_steps))
 
-    first = jax.jit(jax.vmap(task.evaluate))(params)
+    first = jax.jit(jax.vmap(task.evaluate))(params, run_args)
     history = {
         k: jnp.zeros((v.shape[0], len(eval_steps), *v.shape[1:]), v.dtype).at[:, 0].set(v)
         for k, v in first.items()
@@ -218,7 +245,7 @@ def train(
     bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=not progress, leave=False)
     try:
         while step < cfg.steps:
-            new = run_chunk(params, opt_state, history, step, data_keys, eval_slot)
+            new = run_chunk(params, opt_state, history, step, data_keys, run_args, eval_slot)
             chunk_losses = np.asarray(new[3])
             n = min(cfg.chunk_size, cfg.steps - step)
             if not np.isfinite(chunk_losses[:, :n]).all():
