@@ -82,11 +82,13 @@ def _registry() -> dict[str, Experiment]:
     from . import (
         bb_dynamics,
         bb_interventions,
+        layerwise_maps,
         no_bos,
         optimizer_ablation,
         peak_intervention,
         relu_attention,
         residual_peaks,
+        simplified_adam,
         theorem3,
     )
 
@@ -99,6 +101,8 @@ def _registry() -> dict[str, Experiment]:
         residual_peaks.EXPERIMENT,
         peak_intervention.EXPERIMENT,
         optimizer_ablation.EXPERIMENT,
+        layerwise_maps.EXPERIMENT,
+        simplified_adam.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 

@@ -1,0 +1,52 @@
+"""simplified-adam (E10) at the ci preset, and the log fit on a hand-checkable curve."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from experiments import simplified_adam
+from experiments.registry import RunContext
+
+
+def test_log_fit_recovers_an_exact_log_law():
+    steps = np.array([0, 1, 10, 100, 200, 500, 1000])
+    fit = simplified_adam.log_fit(steps, 0.7 * np.log(np.maximum(steps, 1)) - 2.0, 100)
+    assert fit.slope == pytest.approx(0.7) and fit.intercept == pytest.approx(-2.0)
+    assert fit.r2 == pytest.approx(1.0) and fit.steps.tolist() == [100, 200, 500, 1000]
+    with pytest.raises(ValueError, match="fewer than 3"):
+        simplified_adam.log_fit(steps, steps * 1.0, 600)
+
+
+def test_ci_run(tmp_path):
+    cfg = simplified_adam.PRESETS["ci"]
+    outcome = simplified_adam.run(cfg, RunContext(tmp_path, progress=False))
+    assert {c.id for c in outcome.claims} == {
+        "d5-logit-log-fit",
+        "d5-logit-log-slope",
+        "1l-logit-log-slope",
+    }
+    summary = outcome.summary
+    assert set(summary["fits"]) == {simplified_adam.D5, simplified_adam.ONE_LAYER}
+    assert np.shape(summary["d5_logit"]) == np.shape(summary["d5_eval_steps"])
+    assert summary["d5_eval_steps"][-1] == cfg.steps
+    assert np.shape(summary["transformer_logit"]) == np.shape(summary["transformer_eval_steps"])
+    # The Theorem 3 alpha-flow grows like (1/2) log t on the BB statistics.
+    assert summary["flow_log_slope_last_decade"] > 0.4
+    assert (tmp_path / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
+    for label in ("code-model", "1l-transformer"):
+        assert (tmp_path / "checkpoint" / label).is_dir()
+
+
+@pytest.mark.parametrize(
+    "field, value", [("fit_start", 0.0), ("fit_start", 1.0), ("steps", 0), ("learning_rate", 0.0)]
+)
+def test_config_validation(field, value):
+    with pytest.raises(ValueError, match=field):
+        dataclasses.replace(simplified_adam.PRESETS["ci"], **{field: value})
+
+
+def test_paper_preset_uses_the_code_settings():
+    cfg = simplified_adam.PRESETS["paper"]
+    assert (cfg.learning_rate, cfg.batch_size, cfg.seq_len, cfg.steps) == (0.03, 512, 256, 10_000)
+    assert (cfg.transformer.n_layers, cfg.transformer.learning_rate) == (1, 3e-4)
