@@ -54,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", type=_positive_int, help="number of seeds trained together")
     run.add_argument("--steps", type=_positive_int, help="override the preset's training steps")
     run.add_argument("--lr", type=_positive_float, help="override the preset's learning rate")
+    run.add_argument(
+        "--batch-size", type=_positive_int, help="override the preset's training batch size"
+    )
 
     reproduce = sub.add_parser("reproduce", help="run every experiment and write report.html")
     common(reproduce, "quick")
@@ -86,7 +89,12 @@ def _main(argv: list[str] | None) -> int:
             )
         experiment = experiments[args.name]
         cfg = resolve_config(
-            experiment, args.preset, steps=args.steps, learning_rate=args.lr, n_seeds=args.seeds
+            experiment,
+            args.preset,
+            steps=args.steps,
+            learning_rate=args.lr,
+            n_seeds=args.seeds,
+            batch_size=args.batch_size,
         )
         record = run_experiment(
             experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus

@@ -82,6 +82,7 @@ def _registry() -> dict[str, Experiment]:
     from . import (
         bb_dynamics,
         bb_interventions,
+        char_lm_dynamics,
         layerwise_maps,
         no_bos,
         optimizer_ablation,
@@ -103,6 +104,7 @@ def _registry() -> dict[str, Experiment]:
         optimizer_ablation.EXPERIMENT,
         layerwise_maps.EXPERIMENT,
         simplified_adam.EXPERIMENT,
+        char_lm_dynamics.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 

@@ -29,6 +29,7 @@ def resolve_config(
     steps: int | None = None,
     learning_rate: float | None = None,
     n_seeds: int | None = None,
+    batch_size: int | None = None,
 ) -> Any:
     """The preset's config with the command-line overrides applied and validated."""
     if preset not in experiment.presets:
@@ -36,7 +37,13 @@ def resolve_config(
     cfg = experiment.presets[preset]
     fields = {f.name for f in dataclasses.fields(cfg)}
     overrides = {}
-    for name, value in (("steps", steps), ("learning_rate", learning_rate), ("n_seeds", n_seeds)):
+    requested = {
+        "steps": steps,
+        "learning_rate": learning_rate,
+        "n_seeds": n_seeds,
+        "batch_size": batch_size,
+    }
+    for name, value in requested.items():
         if value is None:
             continue
         if name not in fields:
@@ -144,7 +151,7 @@ def run_experiment(
         "started": started,
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "command": " ".join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "corpus": str(corpus) if corpus else "shipped tiny-Shakespeare counts",
+        "corpus": str(corpus) if corpus else "default",
     }
     write_json_atomic(out_dir / RECORD_NAME, record)
     return record

@@ -34,6 +34,8 @@ def test_list_names_every_experiment(capsys):
         (("run", "bb-dynamics", "--lr", "0"), "must be positive"),
         (("run", "bb-dynamics", "--lr=-3e-4"), "must be positive"),
         (("run", "bb-dynamics", "--steps", "0"), "must be a positive integer"),
+        (("run", "bb-dynamics", "--batch-size", "0"), "must be a positive integer"),
+        (("run", "theorem3", "--batch-size", "8"), "has no batch_size to override"),
         (("run", "bb-dynamics", "--corpus", "/no/such/file.txt"), "corpus file /no/such/file.txt"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
     ],

@@ -1,9 +1,19 @@
-"""Every claim of every experiment passes at the `quick` preset (minutes: `pytest -m slow`)."""
+"""Every claim of every experiment passes at the `quick` preset (minutes: `pytest -m slow`).
+
+Two paper predictions are known not to hold at `quick`; they are listed here (and in README)
+and must keep failing: if one starts to pass, the test fails so that the list is updated.
+"""
 
 import pytest
 
 from experiments.registry import RunContext, get_experiments
 from experiments.runner import resolve_config
+
+# (experiment, claim id) -> why it fails at `quick`; see README "Where our runs disagree".
+KNOWN_QUICK_FAILURES = {
+    ("residual-peaks", "peak-needs-depth"): "2xTF grows the largest block-0 peak at quick",
+    ("optimizer-ablation", "relu-flat"): "ReLU attention's peak grows at lr 3e-3",
+}
 
 
 @pytest.mark.slow
@@ -13,5 +23,7 @@ def test_quick_preset_claims_pass(name, tmp_path):
     outcome = experiment.run(
         resolve_config(experiment, "quick"), RunContext(tmp_path, progress=False)
     )
-    failed = [(c.id, c.measured) for c in outcome.claims if not c.passed]
-    assert not failed, f"{name}: failed claims {failed}"
+    failed = {c.id: c.measured for c in outcome.claims if not c.passed}
+    known = {claim for exp, claim in KNOWN_QUICK_FAILURES if exp == name}
+    assert not failed.keys() - known, f"{name}: failed claims {failed}"
+    assert not known - failed.keys(), f"{name}: {known - failed.keys()} now pass; update the list"

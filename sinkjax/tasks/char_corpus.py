@@ -1,0 +1,165 @@
+"""A byte-level corpus of prose and Python code, and windows sampled from it on device.
+
+Prose is tiny Shakespeare (or any text file); code is Python source from the standard library
+of the running interpreter: the `*.py` files directly under `sysconfig.get_paths()["stdlib"]`,
+sorted by name and concatenated up to a byte budget (so the selection depends on the Python
+version only). Both are UTF-8 bytes; the vocabulary is the 256 byte values plus `<s>` (BOS,
+id 256), which is prepended to every window. The last `heldout_fraction` of each domain is
+held out for evaluation.
+
+    window   = text[s : s + N]              (N bytes, s uniform)
+    inputs   = [<s>, window[0 : N - 1]]     targets = window
+"""
+
+import dataclasses
+import functools
+import hashlib
+import pathlib
+import sysconfig
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Int, PRNGKeyArray
+
+BOS = 256
+VOCAB_SIZE = 257
+DOMAINS = ("prose", "code")
+# Display strings of the byte values (ids 0..255), for token labels.
+BYTE_CHARS = tuple(
+    chr(b) if chr(b).isprintable() or chr(b) in "\n " else f"\\x{b:02x}" for b in range(256)
+)
+
+
+def default_prose_path() -> pathlib.Path:
+    """../shared/data/tinyshakespeare.txt relative to the repository root."""
+    repo_root = pathlib.Path(__file__).resolve().parents[2]
+    return (repo_root.parent / "shared" / "data" / "tinyshakespeare.txt").resolve()
+
+
+def stdlib_source(max_bytes: int) -> tuple[bytes, tuple[str, ...]]:
+    """The first `max_bytes` bytes of the sorted top-level stdlib `*.py` files, concatenated.
+
+    Returns:
+        (source, names): the bytes and the names of the files that contributed to them.
+    """
+    stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
+    chunks, names, total = [], [], 0
+    for path in sorted(stdlib.glob("*.py")):
+        if total >= max_bytes:
+            break
+        data = path.read_bytes()
+        chunks.append(data)
+        names.append(path.name)
+        total += len(data)
+    if not chunks:
+        raise FileNotFoundError(f"no Python source found under {stdlib}; the stdlib is missing")
+    return b"".join(chunks)[:max_bytes], tuple(names)
+
+
+@dataclasses.dataclass(frozen=True)
+class CharCorpus:
+    """Byte tokens of both domains (host uint8 arrays), split into training and held-out parts.
+
+    Attributes:
+        train: domain -> (T_d,) uint8 training bytes.
+        heldout: domain -> (T'_d,) uint8 held-out bytes (the end of the domain's text).
+        prose_path: where the prose came from.
+        code_files: the stdlib files the code was taken from, in order.
+    """
+
+    train: dict[str, np.ndarray]
+    heldout: dict[str, np.ndarray]
+    prose_path: pathlib.Path
+    code_files: tuple[str, ...]
+
+    def digest(self) -> str:
+        """SHA-256 of every token, domain by domain (identifies the data of a run)."""
+        h = hashlib.sha256()
+        for domain in DOMAINS:
+            h.update(self.train[domain].tobytes())
+            h.update(self.heldout[domain].tobytes())
+        return h.hexdigest()
+
+
+def load_char_corpus(
+    prose_path: pathlib.Path | None,
+    *,
+    max_code_bytes: int,
+    seq_len: int,
+    heldout_fraction: float = 0.1,
+) -> CharCorpus:
+    """Read the prose file and the stdlib code and split each into training and held-out bytes.
+
+    Args:
+        prose_path: a text file; None uses `default_prose_path()`.
+        max_code_bytes: bytes of Python source to take.
+        seq_len: N, the window length: each part must hold at least N bytes.
+        heldout_fraction: share of each domain (its end) kept for evaluation.
+
+    Raises:
+        FileNotFoundError: the prose file does not exist.
+        ValueError: a part is shorter than one window.
+    """
+    path = default_prose_path() if prose_path is None else pathlib.Path(prose_path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prose corpus {path} not found; pass --corpus PATH to a text file")
+    code, code_files = stdlib_source(max_code_bytes)
+    texts = {"prose": path.read_bytes(), "code": code}
+    train, heldout = {}, {}
+    for domain, text in texts.items():
+        tokens = np.frombuffer(text, np.uint8)
+        n_heldout = int(len(tokens) * heldout_fraction)
+        train[domain], heldout[domain] = tokens[: len(tokens) - n_heldout], tokens[-n_heldout:]
+        shortest = min(len(train[domain]), n_heldout)
+        if shortest < seq_len:
+            raise ValueError(
+                f"the {domain} text ({len(tokens)} bytes) is too short for windows of {seq_len} "
+                f"bytes with a {heldout_fraction:.0%} held-out part; pass a longer --corpus"
+            )
+    return CharCorpus(train, heldout, path, code_files)
+
+
+@functools.partial(
+    jax.tree_util.register_dataclass,
+    data_fields=["tokens"],
+    meta_fields=["prose_len", "code_len"],
+)
+@dataclasses.dataclass(frozen=True)
+class TokenStream:
+    """Both domains' tokens in one device array, prose first: (T_prose + T_code,) int32."""
+
+    tokens: Int[Array, " T"]
+    prose_len: int
+    code_len: int
+
+    @classmethod
+    def from_parts(cls, parts: dict[str, np.ndarray]) -> "TokenStream":
+        """Concatenate the prose and code parts (e.g. `CharCorpus.train`) on device."""
+        tokens = jnp.asarray(np.concatenate([parts["prose"], parts["code"]]), jnp.int32)
+        return cls(tokens, len(parts["prose"]), len(parts["code"]))
+
+
+def sample_windows(
+    key: PRNGKeyArray,
+    stream: TokenStream,
+    batch_size: int,
+    seq_len: int,
+    code_fraction: float | Array,
+) -> tuple[Int[Array, "B N"], Int[Array, "B N"], Int[Array, " B"]]:
+    """Draw B windows of N bytes, each from code with probability `code_fraction`.
+
+    Returns:
+        (inputs, targets, is_code): inputs (B, N) int32 start with `<s>` followed by the first
+        N - 1 bytes of the window, targets (B, N) int32 are the window, is_code (B,) int32 is 1
+        for code windows.
+    """
+    k_domain, k_start = jax.random.split(key)
+    is_code = jax.random.bernoulli(k_domain, code_fraction, (batch_size,))
+    length = jnp.where(is_code, stream.code_len, stream.prose_len)
+    offset = jnp.where(is_code, stream.prose_len, 0)
+    start = offset + jax.random.randint(k_start, (batch_size,), 0, length - seq_len + 1)
+    window = stream.tokens[start[:, None] + jnp.arange(seq_len)]  # (B, N)
+    bos = jnp.full((batch_size, 1), BOS, jnp.int32)
+    inputs = jnp.concatenate([bos, window[:, :-1]], axis=1)
+    return inputs, window, is_code.astype(jnp.int32)
