@@ -110,7 +110,7 @@ def _main(argv: list[str] | None) -> int:
             record = run_experiment(
                 experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
             )
-        except TrainingDiverged as err:  # report it in the report, go on with the others
+        except (TrainingDiverged, UsageError) as err:  # list it in the report, go on
             errors[name] = str(err)
             print(f"  error: {err}", file=sys.stderr)
             all_ok = False

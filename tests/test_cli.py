@@ -1,13 +1,16 @@
 """The `sinkjax` CLI: listing, bad input (one line, exit 2), records, resume, interruption."""
 
+import codecs
 import json
 import subprocess
 import sys
+import this
 
 import pytest
 
 from experiments import bb_interventions, cli
 from experiments.registry import get_experiments
+from sinkjax.tasks import char_corpus
 from sinkjax.train import TrainingDiverged
 
 REQUIRED_CLAIM_KEYS = {"id", "statement", "predicted", "measured", "tolerance", "verdict"}
@@ -104,7 +107,37 @@ def test_diverged_training_is_one_line(capsys, tmp_path, monkeypatch):
     assert code == 1 and err.count("\n") == 1 and "lower the learning rate" in err
 
 
-def test_reproduce_writes_report_with_every_claim(capsys, tmp_path):
+@pytest.fixture
+def prose_file(tmp_path, monkeypatch):
+    """A small prose text in place of ../shared/data/tinyshakespeare.txt (absent on CI)."""
+    path = tmp_path / "zen.txt"
+    path.write_text(codecs.decode(this.s, "rot13") * 10)
+    monkeypatch.setattr(char_corpus, "default_prose_path", lambda: path)
+    return path
+
+
+def test_reproduce_reports_an_experiment_that_cannot_run_and_goes_on(
+    capsys, tmp_path, monkeypatch
+):
+    experiments = get_experiments()
+    monkeypatch.setattr(char_corpus, "default_prose_path", lambda: tmp_path / "missing.txt")
+    monkeypatch.setattr(
+        cli,
+        "get_experiments",
+        lambda: {n: experiments[n] for n in ("char-lm-dynamics", "bb-interventions")},
+    )
+    out_root = tmp_path / "runs"
+    code, out, err = run_cli(
+        capsys, "reproduce", "--preset", "ci", "--out", str(out_root), "--no-progress"
+    )
+    assert code == 1
+    assert "missing.txt not found; pass --corpus PATH" in err
+    assert (out_root / "bb-interventions" / "record.json").exists()
+    report = (out_root / "report.html").read_text()
+    assert "char-lm-dynamics" in report and "1 experiment(s) failed to run" in report
+
+
+def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, prose_file):
     code, out, _ = run_cli(
         capsys, "reproduce", "--preset", "ci", "--out", str(tmp_path), "--no-progress"
     )
