@@ -116,9 +116,7 @@ def prose_file(tmp_path, monkeypatch):
     return path
 
 
-def test_reproduce_reports_an_experiment_that_cannot_run_and_goes_on(
-    capsys, tmp_path, monkeypatch
-):
+def test_reproduce_reports_an_experiment_that_cannot_run_and_goes_on(capsys, tmp_path, monkeypatch):
     experiments = get_experiments()
     monkeypatch.setattr(char_corpus, "default_prose_path", lambda: tmp_path / "missing.txt")
     monkeypatch.setattr(
