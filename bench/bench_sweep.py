@@ -16,19 +16,17 @@ the speed-up of the vmapped sweep.
 import argparse
 import dataclasses
 import platform
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from program_timer import time_training_program
 
 from experiments.residual_peaks import ARCHITECTURES
 from sinkjax.bb_training import bb_train_task, make_eval_batch
 from sinkjax.interventions import Interventions
 from sinkjax.models import TransformerConfig
-from sinkjax.optim import OptimizerConfig, make_optimizer
+from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks import default_bb_task
-from sinkjax.train import TrainTask, chunk_program
 
 
 def program_timer(model_cfg: TransformerConfig, gates, n_runs: int, args, chunk: int):
@@ -38,29 +36,7 @@ def program_timer(model_cfg: TransformerConfig, gates, n_runs: int, args, chunk:
     train_task, _ = bb_train_task(
         model_cfg, task, args.batch, args.seq_len, eval_batch, architectures=gates
     )
-    no_eval = TrainTask(
-        train_task.init_params, train_task.loss, lambda *_: {}, run_args=train_task.run_args
-    )
-    task_no_eval, run_args = no_eval.per_run(n_runs)
-    tx = make_optimizer(OptimizerConfig(learning_rate=3e-3))
-    keys = jax.random.split(jax.random.key(0), n_runs)
-    params = jax.vmap(task_no_eval.init_params)(keys, run_args)
-    opt_state = jax.vmap(tx.init)(params)
-    total = 10**6
-    eval_slot = np.full(total + 1, -1, np.int32)
-    run = chunk_program(task_no_eval, tx, total, chunk)
-    t0 = time.perf_counter()
-    compiled = run.lower(params, opt_state, {}, 0, keys, run_args, eval_slot).compile()
-    compile_s = time.perf_counter() - t0
-    state = compiled(params, opt_state, {}, 0, keys, run_args, eval_slot)  # warm-up
-    jax.block_until_ready(state)
-    times = []
-    for i in range(3):
-        t0 = time.perf_counter()
-        state = compiled(*state[:3], (i + 1) * chunk, keys, run_args, eval_slot)
-        jax.block_until_ready(state)
-        times.append((time.perf_counter() - t0) / chunk)
-    return compile_s, min(times)
+    return time_training_program(train_task, OptimizerConfig(learning_rate=3e-3), n_runs, chunk)
 
 
 def main():

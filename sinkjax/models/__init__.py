@@ -1,5 +1,10 @@
 """The Flax NNX model zoo."""
 
+from .chain_policy import ChainPolicyConfig as ChainPolicyConfig
+from .chain_policy import init_policy_params as init_policy_params
+from .chain_policy import policy_weights as policy_weights
+from .chain_policy import prefix_logits as prefix_logits
+from .chain_policy import symmetric_policy_params as symmetric_policy_params
 from .config import TransformerConfig as TransformerConfig
 from .simplified import CodeSimpleModel as CodeSimpleModel
 from .simplified import SinkAttentionModel as SinkAttentionModel
