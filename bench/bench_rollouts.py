@@ -26,8 +26,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from sinkjax.chain_rollouts import _check, _finish, _sample, rollout, rollout_naive
-from sinkjax.models.chain_policy import ChainPolicyConfig, init_policy_params, policy_weights
+from sinkjax.chain_rollouts import rollout, rollout_naive
+from sinkjax.models.chain_policy import ChainPolicyConfig, init_policy_params
 from sinkjax.tasks.chains import ChainTask, sample_chains
 
 CHAIN = 12
@@ -54,20 +54,7 @@ def official_logits(weights, context, cfg):
 
 def rollout_official(params, batch, cfg, max_new_tokens, *, key=None):
     """`rollout_naive` with `official_logits` as the forward."""
-    _check(batch, cfg, max_new_tokens)
-    weights = policy_weights(params, cfg)
-    prompt_length = batch.tokens.shape[1]
-    padding = jnp.zeros((batch.tokens.shape[0], max_new_tokens), jnp.int32)
-    forward = jax.vmap(official_logits, in_axes=(None, 0, None))
-    vertices, log_probs = _sample(
-        lambda buf, t, current: forward(weights, buf, cfg)[:, prompt_length - 1 + t],
-        lambda buf, t, vertex: buf.at[:, prompt_length + t].set(vertex),
-        jnp.concatenate([batch.context, padding], axis=1),
-        batch.start,
-        key,
-        max_new_tokens,
-    )
-    return _finish(batch, vertices, log_probs)
+    return rollout_naive(params, batch, cfg, max_new_tokens, key=key, forward=official_logits)
 
 
 def program(sampler, cfg, max_new_tokens, mode):

@@ -269,20 +269,22 @@ def rollout_naive(
     max_new_tokens: int,
     *,
     key: PRNGKeyArray | None = None,
+    forward: Callable[[PolicyWeights, Int[Array, " T"], ChainPolicyConfig], Array] = prefix_logits,
 ) -> Rollout:
     """`rollout` computed the official code's way: a full forward over the buffer at each step.
 
     Same arguments and, for the same key, the same result as `rollout` (up to float rounding in
     the logits). Costs O(T^2 N) per step, T = L + H; the log-prob gradient backpropagates
-    through every step's full forward, as the code's does.
+    through every step's full forward, as the code's does. `forward(weights, context (T,), cfg)
+    -> (T, N)` logits is the whole-sequence forward (default `prefix_logits`).
     """
     _check(batch, cfg, max_new_tokens)
     weights = policy_weights(params, cfg)
     prompt_length = batch.tokens.shape[1]
     padding = jnp.zeros((batch.tokens.shape[0], max_new_tokens), jnp.int32)
-    forward = jax.vmap(prefix_logits, in_axes=(None, 0, None))  # (B, T, N)
+    batched_forward = jax.vmap(forward, in_axes=(None, 0, None))  # (B, T, N)
     vertices, log_probs = _sample(
-        lambda buf, t, current: forward(weights, buf, cfg)[:, prompt_length - 1 + t],
+        lambda buf, t, current: batched_forward(weights, buf, cfg)[:, prompt_length - 1 + t],
         lambda buf, t, vertex: buf.at[:, prompt_length + t].set(vertex),
         jnp.concatenate([batch.context, padding], axis=1),
         batch.start,
