@@ -14,7 +14,7 @@ from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks.bb import BBTask, default_bb_task
 from sinkjax.tasks.corpus_stats import count_chars
-from sinkjax.train import TrainConfig, TrainResult, train
+from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
 
 from .claims import Claim, claim_below
 from .registry import RunContext
@@ -157,7 +157,10 @@ def train_bb(
     label: str,
     architectures: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None,
 ) -> TrainedBB:
-    """Train `cfg.n_seeds` models together, resuming from checkpoint/<label> in the run folder.
+    """Train `cfg.n_seeds` models together, or resume / restore them from their checkpoint.
+
+    The checkpoint is checkpoint/<label> in the run folder, or the run store's folder of this
+    run when the context has one (see `RunContext.checkpoint_path`).
 
     Args:
         architectures: for a sweep, name -> (no_attn, no_ffn) of each variant of the
@@ -193,16 +196,22 @@ def train_bb(
         n_linear_evals=cfg.n_linear_evals,
         checkpoint_every=max(cfg.steps // 20, 1),
     )
+    # The BBRunConfig fields only: an experiment's own fields do not change the run, so
+    # experiments that train the same run share it through the run store.
     fingerprint = {
-        "run": dataclasses.asdict(cfg),
+        "run": run_settings(cfg),
         "corpus": str(ctx.corpus),
         "architectures": architectures,
     }
+    optimizer = cfg.optimizer_config()
+    checkpoint_dir = ctx.checkpoint_path(
+        label, "bb-transformer", run_fingerprint(train_cfg, optimizer, fingerprint)
+    )
     result = train(
         train_task,
-        cfg.optimizer_config(),
+        optimizer,
         train_cfg,
-        checkpoint_dir=str(ctx.checkpoint_dir / label),
+        checkpoint_dir=str(checkpoint_dir),
         fingerprint=fingerprint,
         progress=ctx.progress,
         description=label,

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sinkjax.models.chain_policy import ChainPolicyConfig
-from sinkjax.rl import RLConfig, RLResult, evaluate_greedy, train_rl
+from sinkjax.rl import RLConfig, RLResult, evaluate_greedy, rl_fingerprint, train_rl
 from sinkjax.tasks.chains import ChainTask
 
 from .registry import RunContext
@@ -159,17 +159,20 @@ def train_chain(
     label: str,
     **rl_kwargs,
 ) -> TrainedChain:
-    """Train every seed of `cfg` with `setting`, resuming from checkpoint/<label> in the run
-    folder (a finished run is loaded, not retrained). `rl_kwargs` are further `RLConfig` fields
-    (horizons, early stopping)."""
+    """Train every seed of `cfg` with `setting`, resuming from its checkpoint (checkpoint/<label>
+    in the run folder, or the context's run store); a finished run is loaded, not retrained.
+    `rl_kwargs` are further `RLConfig` fields (horizons, early stopping)."""
     policy = setting.policy(train_task.n_vertices)
     rl_cfg = setting.rl_config(cfg.learning_rate, cfg.seeds, cfg.val_size, **rl_kwargs)
+    checkpoint_dir = ctx.checkpoint_path(
+        label, "chain-policy", rl_fingerprint(policy, train_task, val_task, rl_cfg)
+    )
     result = train_rl(
         policy,
         train_task,
         val_task,
         rl_cfg,
-        checkpoint_dir=str(ctx.checkpoint_dir / label),
+        checkpoint_dir=str(checkpoint_dir),
         progress=ctx.progress,
         description=label,
     )

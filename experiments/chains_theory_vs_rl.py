@@ -38,7 +38,7 @@ import numpy as np
 
 import theory
 from sinkjax.models.chain_policy import ChainPolicyConfig
-from sinkjax.rl import RLConfig, RLResult, train_rl
+from sinkjax.rl import RLConfig, RLResult, rl_fingerprint, train_rl
 from sinkjax.tasks.chains import ChainTask
 
 from .claims import Claim, claim_above, claim_below
@@ -175,12 +175,15 @@ def train(cfg: TheoryVsRLConfig, ctx: RunContext) -> RLResult:
         early_stop="off",
         epochs_per_chunk=math.ceil(cfg.steps / 5),
     )
+    checkpoint_dir = ctx.checkpoint_path(
+        "rl", "chain-policy", rl_fingerprint(policy, task, task, rl)
+    )
     return train_rl(
         policy,
         task,
         task,
         rl,
-        checkpoint_dir=str(ctx.checkpoint_dir),
+        checkpoint_dir=str(checkpoint_dir),
         progress=ctx.progress,
         description="chains-theory-vs-rl",
     )

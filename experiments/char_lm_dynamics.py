@@ -46,7 +46,7 @@ from sinkjax.tasks.char_corpus import (
     TokenStream,
     load_char_corpus,
 )
-from sinkjax.train import TrainConfig, TrainResult, train
+from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
 
 from .claims import Claim, claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
@@ -212,11 +212,14 @@ def train_char_lm(cfg: CharLMConfig, ctx: RunContext, label: str = "char-lm") ->
     )
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": dataclasses.asdict(cfg), "data_sha256": corpus.digest()}
+    checkpoint_dir = ctx.checkpoint_path(
+        label, "char-lm", run_fingerprint(train_cfg, optimizer, fingerprint)
+    )
     result = train(
         task,
         optimizer,
         train_cfg,
-        checkpoint_dir=str(ctx.checkpoint_dir / label),
+        checkpoint_dir=str(checkpoint_dir),
         fingerprint=fingerprint,
         progress=ctx.progress,
         description=label,

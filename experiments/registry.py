@@ -1,6 +1,8 @@
 """The experiment interface and the registry of every experiment, by name."""
 
 import dataclasses
+import hashlib
+import json
 import pathlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -23,15 +25,36 @@ class RunContext:
         out_dir: the experiment's run folder (figures, checkpoint, record).
         progress: show progress bars.
         corpus: a text file to derive the bigram statistics from; None uses the shipped counts.
+        run_store: a folder shared by the experiments written under one output root. A training
+            run that several experiments need (the same settings and data) is trained once,
+            kept there and restored by the others; None keeps every run in `checkpoint_dir`.
     """
 
     out_dir: pathlib.Path
     progress: bool = True
     corpus: pathlib.Path | None = None
+    run_store: pathlib.Path | None = None
 
     @property
     def checkpoint_dir(self) -> pathlib.Path:
         return self.out_dir / "checkpoint"
+
+    def checkpoint_path(self, label: str, kind: str, fingerprint: dict[str, Any]) -> pathlib.Path:
+        """Where the training run `label` of this experiment keeps its checkpoint.
+
+        Args:
+            label: the run's name within the experiment (used without a run store).
+            kind: what is trained, e.g. "bb-transformer"; names the shared folder.
+            fingerprint: JSON-able description of everything that defines the run.
+
+        Returns:
+            checkpoint_dir/label, or with a run store run_store/KIND-DIGEST, DIGEST being the
+            first 16 hex digits of the SHA-256 of (kind, fingerprint) as sorted JSON.
+        """
+        if self.run_store is None:
+            return self.checkpoint_dir / label
+        text = json.dumps({"kind": kind, "run": fingerprint}, sort_keys=True)
+        return self.run_store / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
     def save_figure(self, fig: plt.Figure, name: str) -> str:
         """Write `fig` as out_dir/name.png atomically, close it, and return the file name."""

@@ -16,6 +16,8 @@ from typing import Any
 from .registry import PRESETS, Experiment, RunContext
 
 RECORD_NAME = "record.json"
+# The folder under the output root that holds the training runs the experiments share.
+RUN_STORE_NAME = "trained-runs"
 
 
 class UsageError(Exception):
@@ -130,14 +132,17 @@ def run_experiment(
 
     A stale record is removed first and the new one is written only when the run has
     finished, so an interrupted run never leaves a record that does not match its figures.
-    A re-run with the same configuration resumes from the run folder's checkpoint.
+    A re-run with the same configuration resumes from its checkpoint. Training runs are kept
+    in out_root/RUN_STORE_NAME, keyed by their settings, so an experiment that needs a run
+    another one has trained (e.g. the 1-layer model of bb-dynamics) restores it.
     """
     out_dir = out_root / experiment.name
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / RECORD_NAME).unlink(missing_ok=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    outcome = experiment.run(cfg, RunContext(out_dir, progress=progress, corpus=corpus))
+    ctx = RunContext(out_dir, progress=progress, corpus=corpus, run_store=out_root / RUN_STORE_NAME)
+    outcome = experiment.run(cfg, ctx)
     record = {
         "experiment": experiment.name,
         "title": experiment.title,

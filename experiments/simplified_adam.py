@@ -70,8 +70,10 @@ PRESETS = {
     "ci": SimplifiedAdamConfig(
         steps=30, batch_size=8, seq_len=32, eval_batch_size=8, transformer=CI_RUN
     ),
+    # The D.5 run of theorem3's quick preset and the 1-layer run of bb-dynamics': under
+    # `sinkjax reproduce` both are restored from the run store, not trained again.
     "quick": SimplifiedAdamConfig(
-        steps=2000, batch_size=32, seq_len=128, eval_batch_size=128, transformer=QUICK_RUN
+        steps=2000, batch_size=64, seq_len=128, eval_batch_size=128, transformer=QUICK_RUN
     ),
     "paper": SimplifiedAdamConfig(),
 }

@@ -26,7 +26,7 @@ from sinkjax.models import SinkAttentionModel
 from sinkjax.optim import OptimizerConfig
 from sinkjax.simplified_training import exact_loss_trajectory
 from sinkjax.tasks import BBTask
-from sinkjax.train import TrainConfig, TrainResult, train
+from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
 
 from .bb_common import load_task
 from .claims import Claim, claim_above, claim_below, claim_close, claim_true
@@ -311,18 +311,22 @@ def train_code_model(cfg: Theorem3Config, task: BBTask, ctx: RunContext) -> Trai
         n_linear_evals=20,
         checkpoint_every=max(cfg.code_model_steps // 10, 1),
     )
+    # Only what shapes this run (steps and optimiser are added by `train`), so overriding the
+    # GD settings (--steps, --lr) still resumes the code model, and simplified-adam shares it.
+    fingerprint = {
+        "batch": [cfg.code_model_batch_size, cfg.code_model_seq_len],
+        "eval_batch_size": cfg.code_model_eval_batch_size,
+        "corpus": str(ctx.corpus),
+    }
+    checkpoint_dir = ctx.checkpoint_path(
+        "code-model", "d5-model", run_fingerprint(train_cfg, optimizer, fingerprint)
+    )
     return train(
         train_task,
         optimizer,
         train_cfg,
-        checkpoint_dir=str(ctx.checkpoint_dir / "code-model"),
-        # Only what shapes this run (steps and optimiser are added by `train`), so overriding
-        # the GD settings (--steps, --lr) still resumes the code model.
-        fingerprint={
-            "batch": [cfg.code_model_batch_size, cfg.code_model_seq_len],
-            "eval_batch_size": cfg.code_model_eval_batch_size,
-            "corpus": str(ctx.corpus),
-        },
+        checkpoint_dir=str(checkpoint_dir),
+        fingerprint=fingerprint,
         progress=ctx.progress,
         description="theorem3: D.5 model",
     )

@@ -319,6 +319,19 @@ def chunk_program(
     return run_chunk
 
 
+def rl_fingerprint(
+    policy: ChainPolicyConfig, train_task: ChainTask, val_task: ChainTask, cfg: RLConfig
+) -> dict[str, Any]:
+    """The JSON description of an RL run that guards its checkpoint (every config of it)."""
+    fingerprint = {
+        "rl": dataclasses.asdict(cfg),
+        "policy": dataclasses.asdict(policy),
+        "train_task": dataclasses.asdict(train_task),
+        "val_task": dataclasses.asdict(val_task),
+    }
+    return json.loads(json.dumps(fingerprint))
+
+
 def train_rl(
     policy: ChainPolicyConfig,
     train_task: ChainTask,
@@ -367,13 +380,8 @@ def train_rl(
 
     checkpointer = None
     if checkpoint_dir is not None:
-        fingerprint: dict[str, Any] = {
-            "rl": dataclasses.asdict(cfg),
-            "policy": dataclasses.asdict(policy),
-            "train_task": dataclasses.asdict(train_task),
-            "val_task": dataclasses.asdict(val_task),
-        }
-        checkpointer = Checkpointer(checkpoint_dir, json.loads(json.dumps(fingerprint)))
+        fingerprint = rl_fingerprint(policy, train_task, val_task, cfg)
+        checkpointer = Checkpointer(checkpoint_dir, fingerprint)
         if checkpointer.latest_step() is not None:
             like = {
                 "params": params,

@@ -181,6 +181,19 @@ def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int,
     return run_chunk
 
 
+def run_fingerprint(
+    cfg: TrainConfig, optimizer: OptimizerConfig, fingerprint: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON description of a run that guards its checkpoint: `cfg`, `optimizer` and the
+    caller's `fingerprint` of everything else (model, data), normalised through JSON."""
+    full = {
+        "train": dataclasses.asdict(cfg),
+        "optimizer": dataclasses.asdict(optimizer),
+        "task": fingerprint or {},
+    }
+    return json.loads(json.dumps(full))
+
+
 def train(
     task: TrainTask,
     optimizer: OptimizerConfig,
@@ -226,12 +239,7 @@ def train(
 
     checkpointer = None
     if checkpoint_dir is not None:
-        full_fingerprint = {
-            "train": dataclasses.asdict(cfg),
-            "optimizer": dataclasses.asdict(optimizer),
-            "task": fingerprint or {},
-        }
-        checkpointer = Checkpointer(checkpoint_dir, json.loads(json.dumps(full_fingerprint)))
+        checkpointer = Checkpointer(checkpoint_dir, run_fingerprint(cfg, optimizer, fingerprint))
         if checkpointer.latest_step() is not None:
             like = {"params": params, "opt_state": opt_state, "history": history, "losses": losses}
             step, state = checkpointer.restore(like)

@@ -74,7 +74,7 @@ def test_run_writes_record_figures_and_checkpoint_then_resumes(capsys, tmp_path)
         assert REQUIRED_CLAIM_KEYS <= set(claim) and claim["verdict"] in ("pass", "fail")
     for figure in record["figures"]:
         assert (folder / figure).read_bytes()[:4] == b"\x89PNG"
-    assert (folder / "checkpoint").is_dir()
+    assert [p.name[:15] for p in (tmp_path / "trained-runs").iterdir()] == ["bb-transformer-"]
 
     code, _, _ = run_cli(capsys, *argv, "--seeds", "2")
     again = json.loads((folder / "record.json").read_text())
