@@ -1,16 +1,26 @@
 """The configurable pre-LN decoder used by every experiment (spec B.1).
 
+x_0 = E[tok] + P[pos]           (P: learned or sinusoidal table; 0 under RoPE, ALiBi, NoPE)
 h   = x + Attn(LN_attn(x))      (h = x when the block is in `no_attn`)
 out = h + MLP(LN_ffn(h))        (out = h when the block is in `no_ffn`)
-logits = Head(LN_final(out_L))
+logits = Head(LN_final(out_L))  (Head = E^T with tied embeddings)
+
+This is exactly GPT-2's block (h' = h + Attn(LN1(h)), out = h' + MLP(LN2(h'))), so the MLP of
+block 0 reads the residual stream after block 0's attention, as in GPT-2.
+
+With `sink_token` a learned embedding s is prepended to the stream, x = [s; x_0] (N + 1
+positions). It receives no absolute position embedding, tokens keep positions 0..N-1, and
+under RoPE/ALiBi (relative) it sits one step before token 0. Every block processes it; its
+row is dropped before the final LN, and traces report it as the extra key slot.
 """
 
+import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from ..interventions import Interventions
 from .config import TransformerConfig
-from .layers import MLP, CausalSelfAttention, dense, embed_init
+from .layers import MLP, CausalSelfAttention, dense, embed_init, sinusoidal_positions
 from .trace import LayerTrace, ModelTrace
 
 
@@ -48,10 +58,12 @@ class Block(nnx.Module):
 
 
 class Transformer(nnx.Module):
-    """Decoder-only transformer: token + learned position embeddings, blocks, final LN, head.
+    """Decoder-only transformer: token (+ position) embeddings, blocks, final LN, head.
 
     Call it as `model(tokens)` for logits, or `model(tokens, interventions, trace=True)` for
     `(logits, ModelTrace)`: one forward pass gives every probe, and interventions are data.
+    Optional parts are None when switched off: `pos_embed` (learned positions only), `head`
+    (None with tied embeddings), `sink_embed` ((1, d), with `sink_token` only).
     """
 
     def __init__(self, cfg: TransformerConfig, *, rngs: nnx.Rngs):
@@ -59,12 +71,40 @@ class Transformer(nnx.Module):
         self.token_embed = nnx.Embed(
             cfg.vocab_size, cfg.d_model, embedding_init=embed_init(cfg), rngs=rngs
         )
-        self.pos_embed = nnx.Embed(
-            cfg.max_len, cfg.d_model, embedding_init=embed_init(cfg), rngs=rngs
+        self.pos_embed = (
+            nnx.Embed(cfg.max_len, cfg.d_model, embedding_init=embed_init(cfg), rngs=rngs)
+            if cfg.positions == "learned"
+            else None
         )
         self.blocks = nnx.List([Block(cfg, i, rngs=rngs) for i in range(cfg.n_layers)])
         self.ln_final = layer_norm(cfg, rngs)
-        self.head = dense(cfg, cfg.d_model, cfg.vocab_size, cfg.use_bias, rngs)
+        self.head = (
+            None
+            if cfg.tie_embeddings
+            else dense(cfg, cfg.d_model, cfg.vocab_size, cfg.use_bias, rngs)
+        )
+        self.sink_embed = (
+            nnx.Param(embed_init(cfg)(rngs.params(), (1, cfg.d_model))) if cfg.sink_token else None
+        )
+
+    def embed(self, tokens: Int[Array, "B N"]) -> Float[Array, "B N d"]:
+        """Token plus absolute position embedding (learned or sinusoidal) of `tokens`."""
+        x = self.token_embed(tokens)
+        n = tokens.shape[-1]
+        # Positions are a slice of the table, so their gradient is a sum, not a scatter-add.
+        if self.pos_embed is not None:
+            return x + self.pos_embed.embedding[:n]
+        if self.cfg.positions == "sinusoidal":
+            return x + sinusoidal_positions(n, self.cfg.d_model)
+        return x
+
+    def unembed(self, x: Float[Array, "B N d"]) -> Float[Array, "B N V"]:
+        """Logits of the final residual stream: Head(LN_final(x)), or LN_final(x) E^T if tied."""
+        B, N, d = x.shape
+        flat = self.ln_final(x).reshape(B * N, d)
+        if self.head is None:
+            return self.token_embed.attend(flat).reshape(B, N, -1)
+        return self.head(flat).reshape(B, N, -1)
 
     def __call__(
         self,
@@ -86,18 +126,21 @@ class Transformer(nnx.Module):
         cfg = self.cfg
         if interventions is None:
             interventions = Interventions.none(cfg.n_layers, cfg.n_heads)
-        n = tokens.shape[-1]
-        # Positions are a slice of the table, so their gradient is a sum, not a scatter-add.
-        x = self.token_embed(tokens) + self.pos_embed.embedding[:n]
-        embed = x
+        x = embed = self.embed(tokens)
+        if self.sink_embed is not None:
+            sink = jnp.broadcast_to(self.sink_embed[...], (x.shape[0], 1, x.shape[-1]))
+            x = jnp.concatenate([sink, x], axis=1)  # (B, N + 1, d)
         layer_traces = []
         for i, block in enumerate(self.blocks):
             x, layer_trace = block(
                 x, interventions.attn_scale[i], interventions.mlp_scale[i], trace=trace
             )
+            if trace and self.sink_embed is not None:
+                layer_trace = layer_trace.without_first_position()
             layer_traces.append(layer_trace)
-        B, N, d = x.shape
-        logits = self.head(self.ln_final(x).reshape(B * N, d)).reshape(B, N, -1)
+        if self.sink_embed is not None:
+            x = x[:, 1:]
+        logits = self.unembed(x)
         if not trace:
             return logits
         return logits, ModelTrace(embed, tuple(layer_traces))

@@ -37,15 +37,19 @@ def default_prose_path() -> pathlib.Path:
     return (repo_root.parent / "shared" / "data" / "tinyshakespeare.txt").resolve()
 
 
+def stdlib_paths() -> list[pathlib.Path]:
+    """The top-level `*.py` files of the running interpreter's standard library, sorted by name."""
+    return sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
+
+
 def stdlib_source(max_bytes: int) -> tuple[bytes, tuple[str, ...]]:
     """The first `max_bytes` bytes of the sorted top-level stdlib `*.py` files, concatenated.
 
     Returns:
         (source, names): the bytes and the names of the files that contributed to them.
     """
-    stdlib = pathlib.Path(sysconfig.get_paths()["stdlib"])
     chunks, names, total = [], [], 0
-    for path in sorted(stdlib.glob("*.py")):
+    for path in stdlib_paths():
         if total >= max_bytes:
             break
         data = path.read_bytes()
@@ -53,8 +57,15 @@ def stdlib_source(max_bytes: int) -> tuple[bytes, tuple[str, ...]]:
         names.append(path.name)
         total += len(data)
     if not chunks:
+        stdlib = sysconfig.get_paths()["stdlib"]
         raise FileNotFoundError(f"no Python source found under {stdlib}; the stdlib is missing")
     return b"".join(chunks)[:max_bytes], tuple(names)
+
+
+def split_heldout(tokens: np.ndarray, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """(train, heldout): a (T,) array cut before its last `int(T * heldout_fraction)` entries."""
+    n_train = len(tokens) - int(len(tokens) * heldout_fraction)
+    return tokens[:n_train], tokens[n_train:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,9 +120,8 @@ def load_char_corpus(
     train, heldout = {}, {}
     for domain, text in texts.items():
         tokens = np.frombuffer(text, np.uint8)
-        n_heldout = int(len(tokens) * heldout_fraction)
-        train[domain], heldout[domain] = tokens[: len(tokens) - n_heldout], tokens[-n_heldout:]
-        shortest = min(len(train[domain]), n_heldout)
+        train[domain], heldout[domain] = split_heldout(tokens, heldout_fraction)
+        shortest = min(len(train[domain]), len(heldout[domain]))
         if shortest < seq_len:
             raise ValueError(
                 f"the {domain} text ({len(tokens)} bytes) is too short for windows of {seq_len} "
@@ -159,7 +169,26 @@ def sample_windows(
     length = jnp.where(is_code, stream.code_len, stream.prose_len)
     offset = jnp.where(is_code, stream.prose_len, 0)
     start = offset + jax.random.randint(k_start, (batch_size,), 0, length - seq_len + 1)
-    window = stream.tokens[start[:, None] + jnp.arange(seq_len)]  # (B, N)
-    bos = jnp.full((batch_size, 1), BOS, jnp.int32)
-    inputs = jnp.concatenate([bos, window[:, :-1]], axis=1)
-    return inputs, window, is_code.astype(jnp.int32)
+    inputs, targets = window_pairs(stream.tokens, start, seq_len, BOS)
+    return inputs, targets, is_code.astype(jnp.int32)
+
+
+def window_pairs(
+    tokens: Int[Array, " T"], start: Int[Array, " B"], seq_len: int, bos: int | None
+) -> tuple[Int[Array, "B N"], Int[Array, "B N"]]:
+    """Next-token (inputs, targets) pairs, both (B, N), from windows of `tokens` at `start`.
+
+    With a BOS id the window holds N tokens and the BOS takes position 0 of the inputs;
+    without one (None) the window holds N + 1 tokens:
+
+        bos given:  window = tokens[s : s + N]      inputs = [bos, window[0 : N - 1]]
+                                                    targets = window
+        bos None:   window = tokens[s : s + N + 1]  inputs = window[0 : N]
+                                                    targets = window[1 : N + 1]
+    """
+    if bos is None:
+        window = tokens[start[:, None] + jnp.arange(seq_len + 1)]  # (B, N + 1)
+        return window[:, :-1], window[:, 1:]
+    window = tokens[start[:, None] + jnp.arange(seq_len)]  # (B, N)
+    first = jnp.full((start.shape[0], 1), bos, jnp.int32)
+    return jnp.concatenate([first, window[:, :-1]], axis=1), window
