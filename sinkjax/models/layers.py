@@ -144,11 +144,28 @@ class CausalSelfAttention(nnx.Module):
             else None
         )
 
-    def project(self, x: Float[Array, "M d"]) -> tuple[Float[Array, "M d"], ...]:
-        """q, k, v = x W_Q + b_Q, x W_K + b_K, x W_V + b_V for flattened tokens x (M = B*N)."""
-        q, k, v = jnp.split(x @ self.qkv[...], 3, axis=-1)  # 3 x (B*N, d)
+    def project(
+        self,
+        x: Float[Array, "M d"],
+        query_bias_scale: Float[Array, " H"] | None = None,
+        key_input_scale: Float[Array, " d"] | None = None,
+    ) -> tuple[Float[Array, "M d"], ...]:
+        """q, k, v = x W_Q + b_Q, x W_K + b_K, x W_V + b_V for flattened tokens x (M = B*N).
+
+        Args:
+            query_bias_scale: (H,) I1, head h uses s_h b_Q,h; None leaves b_Q as it is.
+            key_input_scale: (d,) I7, row c of W_K is scaled by s_c; None leaves W_K.
+        """
+        kernel = self.qkv[...]
+        if key_input_scale is not None:
+            d = kernel.shape[0]
+            kernel = kernel.at[:, d : 2 * d].multiply(key_input_scale[:, None])
+        q, k, v = jnp.split(x @ kernel, 3, axis=-1)  # 3 x (B*N, d)
         if self.q_bias is not None:
-            q = q + self.q_bias[...]
+            b_q = self.q_bias[...]
+            if query_bias_scale is not None:
+                b_q = (b_q.reshape(self.n_heads, -1) * query_bias_scale[:, None]).reshape(-1)
+            q = q + b_q
         if self.kv_bias is not None:
             k_bias, v_bias = jnp.split(self.kv_bias[...], 2)
             k, v = k + k_bias, v + v_bias
@@ -186,13 +203,20 @@ class CausalSelfAttention(nnx.Module):
         return both[..., 1:], slot_logits, both[..., 0]
 
     def __call__(
-        self, x: Float[Array, "B N d"], head_scale: Float[Array, " H"], *, trace: bool = False
+        self,
+        x: Float[Array, "B N d"],
+        head_scale: Float[Array, " H"],
+        query_bias_scale: Float[Array, " H"] | None = None,
+        key_input_scale: Float[Array, " d"] | None = None,
+        *,
+        trace: bool = False,
     ) -> tuple[Float[Array, "B N d"], AttentionTrace | None]:
         """Attend causally over `x`.
 
         Args:
             x: (B, N, d) the layer-normalised residual stream.
             head_scale: (H,) gate on each head's z = A v before W_O (see `Interventions`).
+            query_bias_scale, key_input_scale: optional edits I1 and I7 (see `project`).
             trace: also return the `AttentionTrace` (static: a different compiled graph).
 
         Returns:
@@ -200,7 +224,7 @@ class CausalSelfAttention(nnx.Module):
         """
         B, N, d = x.shape
         H, dh = self.n_heads, self.d_head
-        q, k, v = self.project(x.reshape(B * N, d))
+        q, k, v = self.project(x.reshape(B * N, d), query_bias_scale, key_input_scale)
         # (B*N, d) -> (B*H, N, dh): heads folded into the batch of the attention products.
         q, k, v = (
             a.reshape(B, N, H, dh).transpose(0, 2, 1, 3).reshape(B * H, N, dh) for a in (q, k, v)

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from ..interventions import Interventions
+from ..interventions import Interventions, LayerInterventions
 from .config import TransformerConfig
 from .layers import MLP, CausalSelfAttention, dense, embed_init, sinusoidal_positions
 from .trace import LayerTrace, ModelTrace
@@ -41,20 +41,46 @@ class Block(nnx.Module):
     def __call__(
         self,
         x: Float[Array, "B N d"],
-        head_scale: Float[Array, " H"],
-        mlp_scale: Float[Array, ""],
+        interventions: LayerInterventions,
         *,
+        first: int = 0,
         trace: bool,
     ) -> tuple[Float[Array, "B N d"], LayerTrace | None]:
+        """One block on the (B, N, d) stream under this block's gates and edits.
+
+        Args:
+            first: stream index of token position 0 (1 when a sink token is prepended); the
+                I3 swap and the I9 patch act there.
+        """
+        iv = interventions
         attn_trace = None
         h = x
         if self.attn is not None:
-            attn_out, attn_trace = self.attn(self.ln_attn(x), head_scale, trace=trace)
+            attn_out, attn_trace = self.attn(
+                self.ln_attn(x), iv.head_scale, iv.query_bias_scale, iv.key_input_scale, trace=trace
+            )
             h = x + attn_out
         out = h
         if self.mlp is not None:
-            out = h + mlp_scale * self.mlp(self.ln_ffn(h))
+            mlp_out = self.mlp(self.ln_ffn(h))
+            if iv.swap is not None:
+                mlp_out = swap_first_positions(mlp_out, *iv.swap, first)
+            out = h + iv.mlp_scale * mlp_out
+        if iv.patch is not None:
+            values, gate = iv.patch
+            out = out.at[:, first].set(gate * values + (1 - gate) * out[:, first])
         return out, LayerTrace(attn_trace, h, out) if trace else None
+
+
+def swap_first_positions(
+    mlp_out: Float[Array, "B N d"], directions: Float[Array, "2 d"], gate, first: int
+) -> Float[Array, "B N d"]:
+    """I3 on an MLP output m: with a = gate <m_0, u0>, m_0 += a (u1 - u0), m_1 -= a (u1 - u0)
+    (positions 0, 1 at stream indices first, first + 1); gate 0 returns m unchanged."""
+    u0, u1 = directions
+    amount = gate * (mlp_out[:, first] @ u0)  # (B,)
+    delta = amount[:, None] * (u1 - u0)  # (B, d)
+    return mlp_out.at[:, first].add(delta).at[:, first + 1].add(-delta)
 
 
 class Transformer(nnx.Module):
@@ -87,16 +113,30 @@ class Transformer(nnx.Module):
             nnx.Param(embed_init(cfg)(rngs.params(), (1, cfg.d_model))) if cfg.sink_token else None
         )
 
-    def embed(self, tokens: Int[Array, "B N"]) -> Float[Array, "B N d"]:
-        """Token plus absolute position embedding (learned or sinusoidal) of `tokens`."""
+    def embed(
+        self, tokens: Int[Array, "B N"], interventions: Interventions | None = None
+    ) -> Float[Array, "B N d"]:
+        """Token plus absolute position embedding (learned or sinusoidal) of `tokens`, under
+        the I4 token-embedding scale and the I2/I6 position mix when `interventions` set them.
+        """
         x = self.token_embed(tokens)
         n = tokens.shape[-1]
+        if interventions is not None and interventions.token_embed_scale is not None:
+            x = x * interventions.token_embed_scale[:, None]
         # Positions are a slice of the table, so their gradient is a sum, not a scatter-add.
+        positions = None
         if self.pos_embed is not None:
-            return x + self.pos_embed.embedding[:n]
-        if self.cfg.positions == "sinusoidal":
-            return x + sinusoidal_positions(n, self.cfg.d_model)
-        return x
+            positions = self.pos_embed.embedding[:n]
+        elif self.cfg.positions == "sinusoidal":
+            positions = sinusoidal_positions(n, self.cfg.d_model)
+        if interventions is not None and interventions.position_mix is not None:
+            if positions is None:
+                raise ValueError(
+                    "position edits (I2/I6) need learned or sinusoidal positions, this model "
+                    f"uses positions={self.cfg.positions!r}"
+                )
+            positions = interventions.position_mix @ positions
+        return x if positions is None else x + positions
 
     def unembed(self, x: Float[Array, "B N d"]) -> Float[Array, "B N V"]:
         """Logits of the final residual stream: Head(LN_final(x)), or LN_final(x) E^T if tied."""
@@ -117,7 +157,7 @@ class Transformer(nnx.Module):
 
         Args:
             tokens: (B, N) int token ids, N <= max_len.
-            interventions: gates on sub-layers; None means no intervention.
+            interventions: gates and edits (`Interventions`); None means no intervention.
             trace: static flag; when True also return the `ModelTrace` of this pass.
 
         Returns:
@@ -126,15 +166,15 @@ class Transformer(nnx.Module):
         cfg = self.cfg
         if interventions is None:
             interventions = Interventions.none(cfg.n_layers, cfg.n_heads)
-        x = embed = self.embed(tokens)
+        x = embed = self.embed(tokens, interventions)
+        first = 0
         if self.sink_embed is not None:
             sink = jnp.broadcast_to(self.sink_embed[...], (x.shape[0], 1, x.shape[-1]))
             x = jnp.concatenate([sink, x], axis=1)  # (B, N + 1, d)
+            first = 1
         layer_traces = []
         for i, block in enumerate(self.blocks):
-            x, layer_trace = block(
-                x, interventions.attn_scale[i], interventions.mlp_scale[i], trace=trace
-            )
+            x, layer_trace = block(x, interventions.layer(i), first=first, trace=trace)
             if trace and self.sink_embed is not None:
                 layer_trace = layer_trace.without_first_position()
             layer_traces.append(layer_trace)
