@@ -10,14 +10,14 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 from jaxtyping import Array, Float, Int, PyTree
 
 from . import probes
 from .interventions import Interventions
-from .models import ModelTrace, Transformer, TransformerConfig
+from .models import ModelTrace, TransformerConfig
 from .tasks.char_corpus import BOS, DOMAINS, VOCAB_SIZE, CharCorpus, TokenStream, sample_windows
+from .text_training import domain_cross_entropy, domain_forward, lm_train_task
 from .train import TrainTask
 
 # Seed of the fixed held-out evaluation windows.
@@ -56,13 +56,6 @@ def _eval_windows(key, stream: TokenStream, batch_size: int, seq_len: int) -> Ch
     ]
     inputs, targets = (jnp.stack(parts) for parts in zip(*batches, strict=True))
     return CharEvalBatch(inputs, targets)
-
-
-def domain_cross_entropy(
-    logits: Float[Array, "D B N V"], targets: Int[Array, "D B N"]
-) -> Float[Array, " D"]:
-    """Mean next-byte cross-entropy (nats) per domain."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean(axis=(1, 2))
 
 
 def _first_vs_others(norms: Float[Array, "B N ..."]) -> tuple[Array, Array]:
@@ -113,9 +106,7 @@ def forward(
     graphdef: nnx.GraphDef, params: PyTree, batch: CharEvalBatch
 ) -> tuple[Float[Array, "D B N V"], ModelTrace]:
     """(logits (D, B, N, V), trace over the D * B sequences) of one model in one pass."""
-    n_domains, batch_size, seq_len = batch.inputs.shape
-    logits, trace = nnx.merge(graphdef, params)(batch.inputs.reshape(-1, seq_len), trace=True)
-    return logits.reshape(n_domains, batch_size, seq_len, -1), trace
+    return domain_forward(graphdef, params, batch.inputs)
 
 
 def charlm_train_task(
@@ -131,21 +122,15 @@ def charlm_train_task(
     The loss is the mean cross-entropy over all B x N positions, the first byte (predicted
     from `<s>` alone) included.
     """
-    graphdef = nnx.graphdef(nnx.eval_shape(lambda: Transformer(model_cfg, rngs=nnx.Rngs(0))))
 
-    def init_params(key):
-        return nnx.state(Transformer(model_cfg, rngs=nnx.Rngs(params=key)))
+    def sample(key):
+        return sample_windows(key, stream, batch_size, seq_len, code_fraction)[:2]
 
-    def loss(params, key):
-        inputs, targets, _ = sample_windows(key, stream, batch_size, seq_len, code_fraction)
-        logits = nnx.merge(graphdef, params)(inputs)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
-
-    def evaluate(params):
+    def metrics(graphdef, params):
         logits, trace = forward(graphdef, params, eval_batch)
         return charlm_metrics(logits, trace, eval_batch)
 
-    return TrainTask(init_params, loss, evaluate), graphdef
+    return lm_train_task(model_cfg, sample, metrics)
 
 
 @functools.partial(jax.jit, static_argnums=0)
