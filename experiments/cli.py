@@ -2,6 +2,7 @@
 
     sinkjax list
     sinkjax run NAME [--preset ci|quick|paper] [--out DIR] [--seeds N] [--steps N] [--lr X]
+                     [--checkpoint DIR]  (gpt2-circuit: analyse a Hugging Face GPT-2)
     sinkjax reproduce [--preset quick] [--out DIR]
 
 Bad input is reported on one line and exits with status 2; failed claims exit with status 1.
@@ -11,6 +12,7 @@ import argparse
 import sys
 
 from sinkjax.checkpoints import CheckpointMismatch
+from sinkjax.models.gpt2 import CheckpointError
 from sinkjax.train import TrainingDiverged
 
 from .registry import PRESETS, get_experiments
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--batch-size", type=_positive_int, help="override the preset's training batch size"
     )
+    run.add_argument(
+        "--checkpoint",
+        help="a Hugging Face GPT-2 checkpoint directory to analyse (gpt2-circuit)",
+    )
 
     reproduce = sub.add_parser("reproduce", help="run every experiment and write report.html")
     common(reproduce, "quick")
@@ -95,6 +101,7 @@ def _main(argv: list[str] | None) -> int:
             learning_rate=args.lr,
             n_seeds=args.seeds,
             batch_size=args.batch_size,
+            checkpoint=args.checkpoint,
         )
         record = run_experiment(
             experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
@@ -124,7 +131,7 @@ def _main(argv: list[str] | None) -> int:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
-    except (UsageError, CheckpointMismatch) as err:
+    except (UsageError, CheckpointMismatch, CheckpointError, ImportError) as err:
         print(f"sinkjax: error: {err}", file=sys.stderr)
         return 2
     except TrainingDiverged as err:

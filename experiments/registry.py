@@ -111,6 +111,7 @@ def _registry() -> dict[str, Experiment]:
         chains_theory,
         chains_theory_vs_rl,
         char_lm_dynamics,
+        gpt2_circuit,
         layerwise_maps,
         no_bos,
         optimizer_ablation,
@@ -138,6 +139,7 @@ def _registry() -> dict[str, Experiment]:
         chains_simple_examples.EXPERIMENT,
         chains_theory.EXPERIMENT,
         chains_theory_vs_rl.EXPERIMENT,
+        gpt2_circuit.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 

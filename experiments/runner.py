@@ -32,6 +32,7 @@ def resolve_config(
     learning_rate: float | None = None,
     n_seeds: int | None = None,
     batch_size: int | None = None,
+    checkpoint: str | None = None,
 ) -> Any:
     """The preset's config with the command-line overrides applied and validated."""
     if preset not in experiment.presets:
@@ -44,6 +45,7 @@ def resolve_config(
         "learning_rate": learning_rate,
         "n_seeds": n_seeds,
         "batch_size": batch_size,
+        "checkpoint": checkpoint,
     }
     for name, value in requested.items():
         if value is None:

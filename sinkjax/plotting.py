@@ -68,13 +68,18 @@ def bar_chart(
     *,
     hlines: Mapping[str, float] | None = None,
     ylabel: str = "",
+    errors: Mapping[str, Sequence[float]] | None = None,
+    fmt: str = "%.2f",
 ):
-    """Grouped bars: one group per entry of `groups`, one bar per series; labelled lines."""
+    """Grouped bars: one group per entry of `groups`, one bar per series (with error bars from
+    `errors`, same keys, when given); labelled horizontal lines."""
     width = 0.8 / max(len(series), 1)
     x = np.arange(len(groups))
     for i, (name, values) in enumerate(series.items()):
-        bars = ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+        yerr = None if errors is None else errors[name]
+        offset = (i - (len(series) - 1) / 2) * width
+        bars = ax.bar(x + offset, values, width, label=name, yerr=yerr, capsize=2)
+        ax.bar_label(bars, fmt=fmt, fontsize=7)
     for name, y in (hlines or {}).items():
         ax.axhline(y, ls="--", lw=1, color="gray")
         ax.text(len(groups) - 0.5, y, name, fontsize=7, va="bottom", ha="right", color="gray")

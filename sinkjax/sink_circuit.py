@@ -109,21 +109,25 @@ def score_interventions(
     targets: Int[Array, "B T"],
     interventions: list[Interventions],
     band: tuple[int, int] | None = None,
+    per_pass: int | None = None,
 ) -> InterventionScores:
-    """Run every intervention on the batch in one compiled, vmapped, traced forward pass.
+    """Run every intervention on the batch in one compiled, traced forward program.
 
     Args:
         tokens: (B, T) model inputs; targets: (B, T) the next token of each input position.
         interventions: G interventions (completed and stacked here).
         band: the M4 layer band; None is `sinks.default_band(L)`.
+        per_pass: interventions vmapped together (`lax.map` runs the groups one after
+            another); None vmaps all G. Lower it when G x B x T x V logits do not fit in memory
+            (e.g. 1 for GPT-2 small).
     """
     grid = stack(interventions, model.cfg.d_model, tokens.shape[1])
     graphdef, params = nnx.split(model)
-    return _score(graphdef, params, tokens, targets, grid, band)
+    return _score(graphdef, params, tokens, targets, grid, band, per_pass or len(interventions))
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5))
-def _score(graphdef, params, tokens, targets, grid, band) -> InterventionScores:
+@functools.partial(jax.jit, static_argnums=(0, 5, 6))
+def _score(graphdef, params, tokens, targets, grid, band, per_pass) -> InterventionScores:
     def one(interventions):
         logits, trace = nnx.merge(graphdef, params)(tokens, interventions, trace=True)
         bos = sinks.bos_attention(sinks.attention_maps(trace), band)
@@ -131,4 +135,4 @@ def _score(graphdef, params, tokens, targets, grid, band) -> InterventionScores:
         ce = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0].mean(-1)
         return InterventionScores(bos, ce)
 
-    return jax.vmap(one)(grid)
+    return jax.lax.map(one, grid, batch_size=per_pass)

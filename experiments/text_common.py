@@ -1,0 +1,159 @@
+"""Training runs of the GPT-2-style character LM shared by the sink-circuit experiments."""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from sinkjax.models import Transformer, TransformerConfig
+from sinkjax.optim import OptimizerConfig
+from sinkjax.tasks.text import (
+    TEXT_DOMAINS,
+    TextBatch,
+    TextConfig,
+    TextCorpus,
+    TextStream,
+    load_text_corpus,
+    make_text_eval_batch,
+    vocab_size,
+)
+from sinkjax.text_training import text_lm_train_task, toy_gpt2_config
+from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
+
+from .registry import RunContext
+
+
+@dataclasses.dataclass(frozen=True)
+class TextRunConfig:
+    """A next-token training run of the toy GPT-2 (spec sinks_gpt2_p0.md §5) on prose, code
+    and math, with the probes of `text_lm_metrics` recorded along training."""
+
+    # AdamW steps, constant learning rate and decoupled weight decay (spec §5 recipe 2: a
+    # higher lr and wd about 0.5 push a toy model towards a sink).
+    steps: int = 20_000
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.1
+    # Windows per step and tokens per window.
+    batch_size: int = 64
+    seq_len: int = 64
+    # Every window starts with the fixed <s> token (spec §5 recipe 1).
+    with_bos: bool = True
+    # Sampling weights of the prose, code and math windows.
+    domain_weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    # The model: blocks, width d, heads.
+    n_layers: int = 6
+    d_model: int = 256
+    n_heads: int = 4
+    # Held-out windows per domain in the evaluation batch, and the evaluation schedule.
+    eval_batch_size: int = 64
+    chunk_size: int = 250
+    n_log_evals: int = 20
+    n_linear_evals: int = 20
+    n_seeds: int = 1
+    base_seed: int = 0
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "seq_len", "n_layers", "d_model", "n_heads"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("eval_batch_size", "chunk_size", "n_seeds"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        if len(self.domain_weights) != len(TEXT_DOMAINS) or min(self.domain_weights) < 0:
+            raise ValueError("domain_weights needs 3 non-negative weights (prose, code, math)")
+        if self.n_layers < 2:
+            raise ValueError("n_layers must be at least 2 (the BOS-attention band needs it)")
+        self.model_config()  # validates d_model / n_heads
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.base_seed, self.base_seed + self.n_seeds))
+
+    def model_config(self) -> TransformerConfig:
+        return toy_gpt2_config(
+            vocab_size(True),  # the <s> id exists in the table whether or not it is used
+            n_layers=self.n_layers,
+            d_model=self.d_model,
+            n_heads=self.n_heads,
+            max_len=self.seq_len,
+        )
+
+
+def text_run_settings(cfg: TextRunConfig) -> dict:
+    """The `TextRunConfig` fields of `cfg` (an experiment's config may subclass it)."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TextRunConfig)}
+
+
+@dataclasses.dataclass
+class TrainedTextLM:
+    """A finished run: its config, data, model graph, evaluation batch and `TrainResult`."""
+
+    cfg: TextRunConfig
+    corpus: TextCorpus
+    graphdef: nnx.GraphDef
+    eval_batch: TextBatch
+    result: TrainResult
+
+    def model(self, seed_index: int = 0) -> Transformer:
+        """The trained model of one seed."""
+        return nnx.merge(self.graphdef, self.seed_params(seed_index))
+
+    def seed_params(self, i: int):
+        return jax.tree.map(lambda leaf: leaf[i], self.result.params)
+
+
+@functools.cache
+def _corpus(prose_path) -> TextCorpus:
+    return load_text_corpus(TextConfig(prose_path=prose_path))
+
+
+def load_corpus(ctx: RunContext) -> TextCorpus:
+    """Prose (`--corpus`, else tiny Shakespeare, else stdlib docstrings), code and math, loaded
+    once per process."""
+    return _corpus(ctx.corpus)
+
+
+def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTextLM:
+    """Train (or resume / restore from the run store) every seed of `cfg` together."""
+    corpus = load_corpus(ctx)
+    eval_batch = make_text_eval_batch(
+        corpus, cfg.eval_batch_size, cfg.seq_len, with_bos=cfg.with_bos
+    )
+    task, graphdef = text_lm_train_task(
+        cfg.model_config(),
+        TextStream.from_parts(corpus.train),
+        cfg.batch_size,
+        cfg.seq_len,
+        jnp.asarray(cfg.domain_weights, jnp.float32),
+        eval_batch,
+        with_bos=cfg.with_bos,
+    )
+    train_cfg = TrainConfig(
+        steps=cfg.steps,
+        seeds=cfg.seeds,
+        chunk_size=min(cfg.chunk_size, cfg.steps),
+        n_log_evals=cfg.n_log_evals,
+        n_linear_evals=cfg.n_linear_evals,
+        checkpoint_every=max(cfg.steps // 10, 1),
+    )
+    optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    fingerprint = {"run": text_run_settings(cfg), "data_sha256": corpus.digest()}
+    checkpoint_dir = ctx.checkpoint_path(
+        label, "text-lm", run_fingerprint(train_cfg, optimizer, fingerprint)
+    )
+    result = train(
+        task,
+        optimizer,
+        train_cfg,
+        checkpoint_dir=str(checkpoint_dir),
+        fingerprint=fingerprint,
+        progress=ctx.progress,
+        description=label,
+    )
+    return TrainedTextLM(cfg, corpus, graphdef, eval_batch, result)
