@@ -14,10 +14,11 @@ from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks.bb import BBTask, default_bb_task
 from sinkjax.tasks.corpus_stats import count_chars
-from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
+from sinkjax.train import TrainConfig, TrainResult
 
 from .claims import Claim, claim_below
 from .registry import RunContext
+from .stored_training import train_stored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,17 +205,8 @@ def train_bb(
         "architectures": architectures,
     }
     optimizer = cfg.optimizer_config()
-    checkpoint_dir = ctx.checkpoint_path(
-        label, "bb-transformer", run_fingerprint(train_cfg, optimizer, fingerprint)
-    )
-    result = train(
-        train_task,
-        optimizer,
-        train_cfg,
-        checkpoint_dir=str(checkpoint_dir),
-        fingerprint=fingerprint,
-        progress=ctx.progress,
-        description=label,
+    result = train_stored(
+        train_task, optimizer, train_cfg, fingerprint, ctx, label, "bb-transformer"
     )
     return TrainedBB(cfg, task, model_cfg, graphdef, eval_batch, result, gates)
 

@@ -46,11 +46,12 @@ from sinkjax.tasks.char_corpus import (
     TokenStream,
     load_char_corpus,
 )
-from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
+from sinkjax.train import TrainConfig, TrainResult
 
 from .claims import Claim, claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 from .runner import UsageError
+from .stored_training import train_stored
 
 PROSE, CODE = DOMAINS.index("prose"), DOMAINS.index("code")
 CLAIM_IDS = (
@@ -212,18 +213,7 @@ def train_char_lm(cfg: CharLMConfig, ctx: RunContext, label: str = "char-lm") ->
     )
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": dataclasses.asdict(cfg), "data_sha256": corpus.digest()}
-    checkpoint_dir = ctx.checkpoint_path(
-        label, "char-lm", run_fingerprint(train_cfg, optimizer, fingerprint)
-    )
-    result = train(
-        task,
-        optimizer,
-        train_cfg,
-        checkpoint_dir=str(checkpoint_dir),
-        fingerprint=fingerprint,
-        progress=ctx.progress,
-        description=label,
-    )
+    result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "char-lm")
     return TrainedCharLM(cfg, corpus, graphdef, eval_batch, result)
 
 

@@ -20,9 +20,10 @@ from sinkjax.tasks.text import (
     vocab_size,
 )
 from sinkjax.text_training import text_lm_train_task, toy_gpt2_config
-from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
+from sinkjax.train import TrainConfig, TrainResult
 
 from .registry import RunContext
+from .stored_training import train_stored
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,16 +145,5 @@ def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTex
     )
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": text_run_settings(cfg), "data_sha256": corpus.digest()}
-    checkpoint_dir = ctx.checkpoint_path(
-        label, "text-lm", run_fingerprint(train_cfg, optimizer, fingerprint)
-    )
-    result = train(
-        task,
-        optimizer,
-        train_cfg,
-        checkpoint_dir=str(checkpoint_dir),
-        fingerprint=fingerprint,
-        progress=ctx.progress,
-        description=label,
-    )
+    result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "text-lm")
     return TrainedTextLM(cfg, corpus, graphdef, eval_batch, result)

@@ -26,11 +26,12 @@ from sinkjax.models import SinkAttentionModel
 from sinkjax.optim import OptimizerConfig
 from sinkjax.simplified_training import exact_loss_trajectory
 from sinkjax.tasks import BBTask
-from sinkjax.train import TrainConfig, TrainResult, run_fingerprint, train
+from sinkjax.train import TrainConfig, TrainResult
 
 from .bb_common import load_task
 from .claims import Claim, claim_above, claim_below, claim_close, claim_true
 from .registry import Experiment, Outcome, RunContext
+from .stored_training import train_stored
 
 # Points (alpha, c) of the stationary family (alpha 1, c 1 - e^-alpha phi) that are checked.
 STATIONARY_POINTS = ((0.0, 0.0), (1.5, -0.7), (4.0, 2.0))
@@ -318,17 +319,8 @@ def train_code_model(cfg: Theorem3Config, task: BBTask, ctx: RunContext) -> Trai
         "eval_batch_size": cfg.code_model_eval_batch_size,
         "corpus": str(ctx.corpus),
     }
-    checkpoint_dir = ctx.checkpoint_path(
-        "code-model", "d5-model", run_fingerprint(train_cfg, optimizer, fingerprint)
-    )
-    return train(
-        train_task,
-        optimizer,
-        train_cfg,
-        checkpoint_dir=str(checkpoint_dir),
-        fingerprint=fingerprint,
-        progress=ctx.progress,
-        description="theorem3: D.5 model",
+    return train_stored(
+        train_task, optimizer, train_cfg, fingerprint, ctx, "code-model", "d5-model"
     )
 
 

@@ -82,30 +82,15 @@ def tiny_hf_checkpoint(directory, n_layer=4):
     """A random GPT-2 in the Hugging Face layout (safetensors, written without torch) with the
     byte-level tokenizer files of `test_gpt2_loader`."""
     safetensors_numpy = pytest.importorskip("safetensors.numpy", reason=EXTRA)
-    from test_gpt2_loader import write_tokenizer_files
+    from test_gpt2_loader import random_tensors, write_tokenizer_files
 
     vocab = write_tokenizer_files(directory)
     d, v, n = 32, len(vocab), 48
-    config = dict(model_type="gpt2", vocab_size=v, n_positions=n, n_embd=d, n_layer=n_layer)
-    (directory / "config.json").write_text(json.dumps({**config, "n_head": 4}))
-    rng = np.random.default_rng(0)
-    shapes = {"wte.weight": (v, d), "wpe.weight": (n, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
-    for i in range(n_layer):
-        shapes |= {
-            f"h.{i}.ln_1.weight": (d,),
-            f"h.{i}.ln_1.bias": (d,),
-            f"h.{i}.attn.c_attn.weight": (d, 3 * d),
-            f"h.{i}.attn.c_attn.bias": (3 * d,),
-            f"h.{i}.attn.c_proj.weight": (d, d),
-            f"h.{i}.attn.c_proj.bias": (d,),
-            f"h.{i}.ln_2.weight": (d,),
-            f"h.{i}.ln_2.bias": (d,),
-            f"h.{i}.mlp.c_fc.weight": (d, 4 * d),
-            f"h.{i}.mlp.c_fc.bias": (4 * d,),
-            f"h.{i}.mlp.c_proj.weight": (4 * d, d),
-            f"h.{i}.mlp.c_proj.bias": (d,),
-        }
-    tensors = {k: rng.normal(0, 0.2, s).astype(np.float32) for k, s in shapes.items()}
+    config = dict(
+        model_type="gpt2", vocab_size=v, n_positions=n, n_embd=d, n_layer=n_layer, n_head=4
+    )
+    (directory / "config.json").write_text(json.dumps(config))
+    tensors = random_tensors(0, config, scale=0.2)
     safetensors_numpy.save_file(tensors, str(directory / "model.safetensors"))
 
 

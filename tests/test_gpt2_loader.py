@@ -27,12 +27,13 @@ def write_config(directory, **overrides):
     (directory / "config.json").write_text(json.dumps({**TINY, **overrides}))
 
 
-def random_tensors(seed=0):
-    """A TINY GPT-2 state dict in HF names ([in, out] Conv1D layout), drawn with numpy."""
+def random_tensors(seed=0, config=TINY, scale=0.1):
+    """A GPT-2 state dict of `config` (default TINY) in HF names ([in, out] Conv1D layout),
+    every tensor N(0, scale^2), drawn with numpy."""
     rng = np.random.default_rng(seed)
-    d, v, n = TINY["n_embd"], TINY["vocab_size"], TINY["n_positions"]
+    d, v, n = config["n_embd"], config["vocab_size"], config["n_positions"]
     shapes = {"wte.weight": (v, d), "wpe.weight": (n, d), "ln_f.weight": (d,), "ln_f.bias": (d,)}
-    for i in range(TINY["n_layer"]):
+    for i in range(config["n_layer"]):
         shapes |= {
             f"h.{i}.ln_1.weight": (d,),
             f"h.{i}.ln_1.bias": (d,),
@@ -47,7 +48,7 @@ def random_tensors(seed=0):
             f"h.{i}.mlp.c_proj.weight": (4 * d, d),
             f"h.{i}.mlp.c_proj.bias": (d,),
         }
-    return {k: rng.normal(0, 0.1, s).astype(np.float32) for k, s in shapes.items()}
+    return {k: rng.normal(0, scale, s).astype(np.float32) for k, s in shapes.items()}
 
 
 def assert_one_line_error(exc_info, *names):
