@@ -41,11 +41,11 @@ def test_table_rows_known_answers():
 @pytest.mark.parametrize(
     "percent, failing",
     [
-        ({"b": 45, "c": 3, "g": 50, "h": 17}, set()),
-        ({"b": 45, "c": 3, "g": 50, "h": 17, "e": 80}, {"controls-intact"}),
-        ({"b": 45, "c": 60, "g": 50, "h": 17}, {"remove-first-pe-breaks"}),
-        ({"b": 100, "c": 3, "g": 50, "h": 17}, {"query-bias-matters"}),
-        ({"b": 45, "c": 3, "g": 10, "h": 17}, {"no-pe-breaks"}),
+        ({"b": 45, "c": 3, "d": 6, "g": 50, "i": 65}, set()),
+        ({"b": 45, "c": 3, "d": 6, "g": 50, "i": 65, "e": 80}, {"controls-intact"}),
+        ({"b": 45, "c": 60, "d": 6, "g": 50, "i": 65}, {"remove-first-pe-breaks"}),
+        ({"b": 45, "c": 3, "d": 70, "g": 50, "i": 65}, {"swap-epe-breaks"}),
+        ({"b": 45, "c": 3, "d": 6, "g": 100, "i": 65}, {"mlp-matters"}),
     ],
 )
 def test_claims_follow_the_scores(percent, failing):
