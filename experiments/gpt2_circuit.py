@@ -16,7 +16,6 @@ record (`summary.orderings`) with whether this run reproduced them.
 
 import dataclasses
 
-import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -26,7 +25,16 @@ from sinkjax.tasks.text import TEXT_DOMAINS, decode, make_text_eval_batch
 
 from .claims import Claim, claim_above, claim_below, claim_true
 from .registry import Experiment, Outcome, RunContext
-from .text_common import TextRunConfig, load_corpus, text_run_settings, train_text_lm
+from .text_common import (
+    CI_TEXT_RUN,
+    QUICK_TEXT_RUN,
+    TextRunConfig,
+    domain_scores,
+    load_corpus,
+    table_rows,
+    text_run_settings,
+    train_text_lm,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,40 +64,15 @@ class GPT2CircuitConfig(TextRunConfig):
             raise ValueError(f"control_tolerance must lie in (0, 1), got {self.control_tolerance}")
 
 
-def _from(**changes) -> GPT2CircuitConfig:
-    return GPT2CircuitConfig(**changes)
+def _from(run: TextRunConfig, **changes) -> GPT2CircuitConfig:
+    return GPT2CircuitConfig(**{**text_run_settings(run), **changes})
 
 
 PRESETS = {
-    "ci": _from(
-        steps=30,
-        batch_size=8,
-        seq_len=24,
-        n_layers=2,
-        d_model=32,
-        n_heads=2,
-        eval_batch_size=4,
-        chunk_size=10,
-        n_log_evals=4,
-        n_linear_evals=2,
-        analysis_len=16,
-        n_examples=6,
-    ),
-    "quick": _from(
-        steps=1500,
-        learning_rate=3e-3,
-        weight_decay=0.5,
-        batch_size=32,
-        seq_len=64,
-        n_layers=4,
-        d_model=128,
-        n_heads=4,
-        eval_batch_size=32,
-        n_log_evals=10,
-        n_linear_evals=10,
-    ),
+    "ci": _from(CI_TEXT_RUN, analysis_len=16, n_examples=6),
+    "quick": _from(QUICK_TEXT_RUN),
     # There is no toy setting in P1 (it analyses the released GPT-2 small): a GPU-sized toy.
-    "paper": _from(),
+    "paper": _from(TextRunConfig()),
 }
 
 # P1's orderings (Table 1, % of baseline: b 44.7, c 3.0, d 6.2, g 50.3, h 17.5, i 65.2), as
@@ -117,42 +100,6 @@ def _short(name: str) -> str:
     return name.split()[0]
 
 
-def domain_scores(
-    model, inputs: np.ndarray, targets: np.ndarray, analysis_len: int, chunk: int | None = None
-) -> dict[str, np.ndarray]:
-    """Table 1 on (D, n, T) inputs (and their next-token targets), domain by domain.
-
-    Args:
-        chunk: examples per compiled call, with one intervention per pass (for models whose
-            G x n x T x V logits do not fit in memory, e.g. GPT-2 small); None runs each
-            domain in one call with every intervention vmapped.
-
-    Returns:
-        `bos` (G, D, n) BOS attention and `ce` (G, D, n) mean cross-entropy per example (nats),
-        G = 10 interventions in `sink_circuit.TABLE1` order; `top` (3,) and `random` (L, 3)
-        the W_K coordinates of (i) and (j).
-    """
-    interventions, top, random = sink_circuit.table1_interventions(model, analysis_len)
-    grid = list(interventions.values())
-    n = inputs.shape[1]
-    step = chunk or n
-    bos, ce = [], []
-    for d in range(len(TEXT_DOMAINS)):
-        parts = [
-            sink_circuit.score_interventions(
-                model,
-                jnp.asarray(inputs[d, i : i + step]),
-                jnp.asarray(targets[d, i : i + step]),
-                grid,
-                per_pass=1 if chunk else None,
-            )
-            for i in range(0, n, step)
-        ]
-        bos.append(np.concatenate([np.asarray(p.bos_attention) for p in parts], axis=1))
-        ce.append(np.concatenate([np.asarray(p.cross_entropy) for p in parts], axis=1))
-    return {"bos": np.stack(bos, 1), "ce": np.stack(ce, 1), "top": top, "random": random}
-
-
 def checkpoint_inputs(
     tokenizer, corpus, n_examples: int, length: int, seed: int = 42
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -174,21 +121,6 @@ def checkpoint_inputs(
         inputs.append(windows[:, :-1])
         targets.append(windows[:, 1:])
     return np.stack(inputs), np.stack(targets)
-
-
-def table_rows(bos: np.ndarray, ce: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
-    """Per intervention: (D,) mean and SE of the BOS attention, % of baseline, ΔCE (nats)."""
-    mean, n = bos.mean(-1), bos.shape[-1]
-    se = bos.std(-1, ddof=1) / np.sqrt(n)
-    return {
-        name: {
-            "bos_mean": mean[g],
-            "bos_se": se[g],
-            "percent_of_baseline": 100 * mean[g] / mean[0],
-            "delta_ce": ce[g].mean(-1) - ce[0].mean(-1),
-        }
-        for g, name in enumerate(sink_circuit.TABLE1)
-    }
 
 
 def _claims(cfg: GPT2CircuitConfig, rows, null: float) -> tuple[list[Claim], dict]:
@@ -239,7 +171,7 @@ def _claims(cfg: GPT2CircuitConfig, rows, null: float) -> tuple[list[Claim], dic
     return claims, orderings
 
 
-def _figure(cfg, rows, scores, model, null: float, ctx: RunContext) -> str:
+def _figure(cfg, rows, top, model, null: float, ctx: RunContext) -> str:
     fig, axes = plt.subplots(3, 1, figsize=(12, 12))
     names = [_short(n) for n in sink_circuit.TABLE1]
     plotting.bar_chart(
@@ -268,7 +200,7 @@ def _figure(cfg, rows, scores, model, null: float, ctx: RunContext) -> str:
     )
     epe = np.asarray(sink_circuit.effective_positions(model, cfg.analysis_len))[0]
     axes[2].plot(epe, lw=0.8)
-    axes[2].scatter(scores["top"], epe[scores["top"]], color="red", zorder=3, label="top-3 |EPE_0|")
+    axes[2].scatter(top, epe[top], color="red", zorder=3, label="top-3 |EPE_0|")
     axes[2].set_xlabel("coordinate d")
     axes[2].set_ylabel("EPE_0[d]")
     axes[2].legend(fontsize=8)
@@ -283,7 +215,7 @@ def run(cfg: GPT2CircuitConfig, ctx: RunContext) -> Outcome:
         _, model = load_gpt2(cfg.checkpoint)
         tokenizer = load_gpt2_tokenizer(cfg.checkpoint)
         inputs, targets = checkpoint_inputs(tokenizer, corpus, cfg.n_examples, cfg.analysis_len)
-        scores = domain_scores(model, inputs, targets, cfg.analysis_len, chunk=CHECKPOINT_CHUNK)
+        chunk = CHECKPOINT_CHUNK
         extra = {"checkpoint": cfg.checkpoint}
     else:
         trained = train_text_lm(TextRunConfig(**text_run_settings(cfg)), ctx, "toy-gpt2")
@@ -291,23 +223,24 @@ def run(cfg: GPT2CircuitConfig, ctx: RunContext) -> Outcome:
         batch = make_text_eval_batch(
             corpus, cfg.n_examples, cfg.analysis_len, with_bos=cfg.with_bos, seed=1
         )
-        inputs, targets = np.asarray(batch.inputs), np.asarray(batch.targets)
-        scores = domain_scores(model, inputs, targets, cfg.analysis_len)
+        inputs, targets, chunk = np.asarray(batch.inputs), np.asarray(batch.targets), None
         extra = {
             "final_ce": trained.result.metrics["ce"][:, -1],
             "train_wall_time_s": trained.result.wall_time,
         }
-    rows = table_rows(scores["bos"], scores["ce"])
+    interventions, top, random = sink_circuit.table1_interventions(model, cfg.analysis_len)
+    scores = domain_scores(model, inputs, targets, interventions, chunk)
+    rows = table_rows(scores)
     null = float(sinks.uniform_bos_attention(cfg.analysis_len))
     claims, orderings = _claims(cfg, rows, null)
-    figure = _figure(cfg, rows, scores, model, null, ctx)
+    figure = _figure(cfg, rows, top, model, null, ctx)
     summary = {
         "domains": TEXT_DOMAINS,
         "table1": rows,
         "uniform_null": null,
         "orderings": orderings,
-        "top_key_coordinates": scores["top"],
-        "random_key_coordinates": scores["random"],
+        "top_key_coordinates": top,
+        "random_key_coordinates": random,
         **extra,
     }
     seeds = [] if cfg.checkpoint else list(cfg.seeds)

@@ -115,10 +115,13 @@ def _registry() -> dict[str, Experiment]:
         layerwise_maps,
         no_bos,
         optimizer_ablation,
+        p0_circuit,
         peak_intervention,
         relu_attention,
         residual_peaks,
         simplified_adam,
+        sink_dispensability,
+        sink_dynamics,
         theorem3,
     )
 
@@ -140,6 +143,9 @@ def _registry() -> dict[str, Experiment]:
         chains_theory.EXPERIMENT,
         chains_theory_vs_rl.EXPERIMENT,
         gpt2_circuit.EXPERIMENT,
+        sink_dispensability.EXPERIMENT,
+        p0_circuit.EXPERIMENT,
+        sink_dynamics.EXPERIMENT,
     ]
     return {e.name: e for e in experiments}
 

@@ -5,8 +5,11 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
+from sinkjax import sink_circuit
+from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer, TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks.text import (
@@ -47,6 +50,8 @@ class TextRunConfig:
     n_layers: int = 6
     d_model: int = 256
     n_heads: int = 4
+    # The GPT-2 toy or one of its variants (`sinkjax.text_training.ARCHITECTURES`).
+    architecture: str = "gpt2"
     # Held-out windows per domain in the evaluation batch, and the evaluation schedule.
     eval_batch_size: int = 64
     chunk_size: int = 250
@@ -83,7 +88,39 @@ class TextRunConfig:
             d_model=self.d_model,
             n_heads=self.n_heads,
             max_len=self.seq_len,
+            architecture=self.architecture,
         )
+
+
+# The runs the sink experiments share (gpt2-circuit, sink-dynamics, p0-circuit train the same
+# model at each preset, so `sinkjax reproduce` trains it once through the run store). Quick:
+# the spec §5 toy with recipes 1 (fixed <s>) and 2 (lr 3e-3, about 3x the usual 1e-3, and
+# wd 0.5); 1,500 steps of 32 x 64 tokens (3.1M tokens).
+CI_TEXT_RUN = TextRunConfig(
+    steps=30,
+    batch_size=8,
+    seq_len=24,
+    n_layers=2,
+    d_model=32,
+    n_heads=2,
+    eval_batch_size=4,
+    chunk_size=10,
+    n_log_evals=4,
+    n_linear_evals=2,
+)
+QUICK_TEXT_RUN = TextRunConfig(
+    steps=1500,
+    learning_rate=3e-3,
+    weight_decay=0.5,
+    batch_size=32,
+    seq_len=64,
+    n_layers=4,
+    d_model=128,
+    n_heads=4,
+    eval_batch_size=32,
+    n_log_evals=10,
+    n_linear_evals=10,
+)
 
 
 def text_run_settings(cfg: TextRunConfig) -> dict:
@@ -147,3 +184,65 @@ def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTex
     fingerprint = {"run": text_run_settings(cfg), "data_sha256": corpus.digest()}
     result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "text-lm")
     return TrainedTextLM(cfg, corpus, graphdef, eval_batch, result)
+
+
+def domain_scores(
+    model: Transformer,
+    inputs: np.ndarray,
+    targets: np.ndarray,
+    interventions: dict[str, Interventions],
+    chunk: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Every intervention on (D, n, T) inputs (and their next-token targets), domain by domain.
+
+    Args:
+        interventions: G named interventions, the baseline first.
+        chunk: examples per compiled call, with one intervention per pass (for models whose
+            G x n x T x V logits do not fit in memory, e.g. GPT-2 small); None runs each
+            domain in one call with every intervention vmapped.
+
+    Returns:
+        (G, D, n) arrays per example, in the order of `interventions`: `bos` the BOS attention
+        (M4), `ce` the mean cross-entropy (nats), `slot` the extra key slot's weight (0
+        without a slot); and `names` (G,).
+    """
+    grid = list(interventions.values())
+    n = inputs.shape[1]
+    step = chunk or n
+    fields = {"bos": "bos_attention", "ce": "cross_entropy", "slot": "slot_attention"}
+    per_domain = {key: [] for key in fields}
+    for d in range(inputs.shape[0]):
+        parts = [
+            sink_circuit.score_interventions(
+                model,
+                jnp.asarray(inputs[d, i : i + step]),
+                jnp.asarray(targets[d, i : i + step]),
+                grid,
+                per_pass=1 if chunk else None,
+            )
+            for i in range(0, n, step)
+        ]
+        for key, field in fields.items():
+            values = [np.asarray(getattr(part, field)) for part in parts]
+            per_domain[key].append(np.concatenate(values, axis=1))
+    return {
+        **{key: np.stack(values, 1) for key, values in per_domain.items()},
+        "names": list(interventions),
+    }
+
+
+def table_rows(scores: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    """Per intervention of `domain_scores`: (D,) mean and SE of the BOS attention, % of the
+    baseline (the first intervention) and the change in cross-entropy (nats)."""
+    bos, ce = scores["bos"], scores["ce"]
+    mean, n = bos.mean(-1), bos.shape[-1]
+    se = bos.std(-1, ddof=1) / np.sqrt(n)
+    return {
+        name: {
+            "bos_mean": mean[g],
+            "bos_se": se[g],
+            "percent_of_baseline": 100 * mean[g] / mean[0],
+            "delta_ce": ce[g].mean(-1) - ce[0].mean(-1),
+        }
+        for g, name in enumerate(scores["names"])
+    }

@@ -214,39 +214,58 @@ class Interventions:
 
     # --- grids -------------------------------------------------------------------------------
 
-    def complete(self, d_model: int, seq_len: int, patch_shape: tuple[int, ...] = ()):
-        """The same intervention with every None field set to its identity value, so that
+    def complete(
+        self,
+        d_model: int,
+        seq_len: int,
+        patch_shape: tuple[int, ...] = (),
+        fields: frozenset[str] | None = None,
+    ):
+        """The same intervention with None fields set to their identity value, so that
         interventions setting different fields share one pytree structure (see `stack`).
 
         Args:
             d_model: residual width d.
             seq_len: number of token positions N.
             patch_shape: the batch shape of `resid0_patch` values, () or (B,).
+            fields: the edit fields to fill (None: all of them); the others stay as they are,
+                so a model without the part an edit needs (e.g. a position table) never sees it.
         """
         L, H = self.n_layers, self.n_heads
+        identities = {
+            "query_bias_scale": lambda: jnp.ones((L, H)),
+            "key_input_scale": lambda: jnp.ones((L, d_model)),
+            "token_embed_scale": lambda: jnp.ones((seq_len,)),
+            "position_mix": lambda: jnp.eye(seq_len),
+            "mlp_swap": lambda: MLPSwap(jnp.zeros((2, d_model)), jnp.zeros((L,))),
+            "resid0_patch": lambda: ResidualPatch(
+                jnp.zeros((L, *patch_shape, d_model)), jnp.zeros((L,))
+            ),
+        }
         return dataclasses.replace(
             self,
-            query_bias_scale=_or(self.query_bias_scale, jnp.ones((L, H))),
-            key_input_scale=_or(self.key_input_scale, jnp.ones((L, d_model))),
-            token_embed_scale=_or(self.token_embed_scale, jnp.ones((seq_len,))),
-            position_mix=_or(self.position_mix, jnp.eye(seq_len)),
-            mlp_swap=_or(self.mlp_swap, MLPSwap(jnp.zeros((2, d_model)), jnp.zeros((L,)))),
-            resid0_patch=_or(
-                self.resid0_patch,
-                ResidualPatch(jnp.zeros((L, *patch_shape, d_model)), jnp.zeros((L,))),
-            ),
+            **{
+                name: identity()
+                for name, identity in identities.items()
+                if getattr(self, name) is None and (fields is None or name in fields)
+            },
         )
 
 
-def _or(value, default):
-    return default if value is None else value
+# The optional edit fields of `Interventions` (None: no edit).
+_EDIT_FIELDS = tuple(f.name for f in dataclasses.fields(Interventions) if f.default is None)
 
 
 def stack(
     interventions: list[Interventions], d_model: int, seq_len: int, patch_shape=()
 ) -> Interventions:
-    """Complete and stack interventions along a new leading axis, ready for `jax.vmap`."""
-    done = [iv.complete(d_model, seq_len, patch_shape) for iv in interventions]
+    """Stack interventions along a new leading axis, ready for `jax.vmap`: every edit field
+    that one of them sets is completed with identities in the others; fields that none sets
+    stay None."""
+    used = frozenset(
+        name for iv in interventions for name in _EDIT_FIELDS if getattr(iv, name) is not None
+    )
+    done = [iv.complete(d_model, seq_len, patch_shape, used) for iv in interventions]
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *done)
 
 

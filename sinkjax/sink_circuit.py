@@ -74,19 +74,41 @@ def table1_interventions(
     random = np.stack([rng.choice(d, N_KEY_COORDINATES, replace=False) for _ in range(L)])
     none = Interventions.none(L, H)
     first_token_off = np.r_[0.0, np.ones(seq_len - 1)].astype(np.float32)
-    interventions = {
-        "a baseline": none,
-        "b no query bias": none.scale_query_bias(0.0),
-        "c remove first PE": none.mix_positions(position_edit(seq_len, "replace")),
+    parts = {
+        **circuit_breakers(model, seq_len),
         "d swap EPE": none.swap_mlp_output(jnp.asarray(epe[0]), jnp.asarray(epe[1])),
         "e swap PE (ctrl)": none.swap_mlp_output(jnp.asarray(table[0]), jnp.asarray(table[1])),
         "f nullify BOS token (ctrl)": none.scale_token_embedding(first_token_off),
-        "g no MLP": none.remove_mlp(slice(None)),
-        "h no PE": none.mix_positions(position_edit(seq_len, "none")),
         "i zero top-3 W_K": none.scale_key_coordinates(key_coordinate_scale(L, d, top)),
         "j zero random W_K (ctrl)": none.scale_key_coordinates(key_coordinate_scale(L, d, random)),
     }
+    interventions = {name: parts[name] for name in TABLE1}
     return interventions, top, random
+
+
+def circuit_breakers(model: Transformer, seq_len: int) -> dict[str, Interventions]:
+    """The Table 1 interventions that remove GPT-2's sink in P1 and that apply to `model`.
+
+    (b) needs a query bias, (c) and (h) a position table added to the stream (learned or
+    sinusoidal), (g) MLPs; (d) and (i) need the learned table's EPE and are left to
+    `table1_interventions`. A model without the GPT-2 circuit (e.g. no query bias, RoPE) gets
+    the edits it has the parts for, so one can test whether its sink survives them.
+
+    Returns:
+        TABLE1 name -> intervention, "a baseline" first.
+    """
+    cfg = model.cfg
+    none = Interventions.none(cfg.n_layers, cfg.n_heads)
+    breakers = {"a baseline": none}
+    if cfg.has_query_bias:
+        breakers["b no query bias"] = none.scale_query_bias(0.0)
+    if cfg.positions in ("learned", "sinusoidal"):
+        breakers["c remove first PE"] = none.mix_positions(position_edit(seq_len, "replace"))
+    if any(block.mlp is not None for block in model.blocks):
+        breakers["g no MLP"] = none.remove_mlp(slice(None))
+    if cfg.positions in ("learned", "sinusoidal"):
+        breakers["h no PE"] = none.mix_positions(position_edit(seq_len, "none"))
+    return breakers
 
 
 @jax.tree_util.register_dataclass
@@ -97,10 +119,13 @@ class InterventionScores:
     Attributes:
         bos_attention: (G, B) P1's BOS attention (M4) over the layer band.
         cross_entropy: (G, B) mean next-token cross-entropy (nats) of each example (M13).
+        slot_attention: (G, B) the same band mean as `bos_attention` of the weight on the
+            extra key slot (key-bias slot or sink token); 0 for a model without one.
     """
 
     bos_attention: Float[Array, "G B"]
     cross_entropy: Float[Array, "G B"]
+    slot_attention: Float[Array, "G B"]
 
 
 def score_interventions(
@@ -129,10 +154,15 @@ def score_interventions(
 @functools.partial(jax.jit, static_argnums=(0, 5, 6))
 def _score(graphdef, params, tokens, targets, grid, band, per_pass) -> InterventionScores:
     def one(interventions):
-        logits, trace = nnx.merge(graphdef, params)(tokens, interventions, trace=True)
-        bos = sinks.bos_attention(sinks.attention_maps(trace), band)
+        model = nnx.merge(graphdef, params)
+        logits, trace = model(tokens, interventions, trace=True)
+        maps = sinks.attention_maps(trace, not model.cfg.normalised_attention)
+        bos = sinks.bos_attention(maps, band)
         log_probs = jax.nn.log_softmax(logits, axis=-1)
         ce = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0].mean(-1)
-        return InterventionScores(bos, ce)
+        slots = sinks.slot_attention(trace)  # (B, L, H) or None
+        start, stop = band or sinks.default_band(model.cfg.n_layers)
+        slot = jnp.zeros_like(bos) if slots is None else slots[:, start:stop].mean((1, 2))
+        return InterventionScores(bos, ce, slot)
 
     return jax.lax.map(one, grid, batch_size=per_pass)

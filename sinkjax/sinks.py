@@ -31,11 +31,29 @@ from .models.trace import ModelTrace
 # M1: attention maps
 
 
-def attention_maps(trace: ModelTrace) -> Float[Array, "N L H T T"]:
-    """Stack the attention weights of a traced forward pass: (N, L, H, T, T) A[n, l, h, i, j]."""
+def attention_maps(trace: ModelTrace, normalise: bool = False) -> Float[Array, "N L H T T"]:
+    """Stack the attention weights of a traced forward pass: (N, L, H, T, T) A[n, l, h, i, j].
+
+    Args:
+        normalise: replace the weights by Gu's `proxy_attention` (rows summing to 1), for
+            attention whose rows are not normalised (sigmoid, ReLU), so that every sink metric
+            reads a distribution over the keys.
+    """
     if any(layer.attn is None for layer in trace.layers):
         raise ValueError("a layer has no attention; drop no_attn layers before stacking maps")
-    return jnp.stack([layer.attn.weights for layer in trace.layers], axis=1)
+    maps = jnp.stack([layer.attn.weights for layer in trace.layers], axis=1)
+    return proxy_attention(maps) if normalise else maps
+
+
+def slot_attention(trace: ModelTrace) -> Float[Array, "N L H"] | None:
+    """Mean weight of the late queries i in [T//2, T) on the extra key slot (the key-bias slot
+    or the sink token; the weight that leaves the tokens), or None for a model without one."""
+    if any(layer.attn is None for layer in trace.layers):
+        raise ValueError("a layer has no attention; drop no_attn layers before stacking maps")
+    if trace.layers[0].attn.slot_weights is None:
+        return None
+    slots = jnp.stack([layer.attn.slot_weights for layer in trace.layers], axis=1)
+    return slots[..., slots.shape[-1] // 2 :].mean(-1)
 
 
 def causal_softmax(scores: Float[Array, "*B T T"]) -> Float[Array, "*B T T"]:

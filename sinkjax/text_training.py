@@ -32,6 +32,18 @@ from .train import TrainTask
 
 # Gu's sink-rate threshold (M3 default).
 SINK_EPS = 0.3
+# Training-time variants of the toy (spec §4 T1-T3), as `TransformerConfig` changes to the
+# GPT-2 baseline: without the query bias b_Q, with other position codes, and with attention
+# that can park its weight off token 0 (unnormalised sigmoid, Gu's learnable key-bias slot).
+ARCHITECTURES = {
+    "gpt2": {},
+    "no-query-bias": {"query_bias": False},
+    "rope": {"positions": "rope"},
+    "alibi": {"positions": "alibi"},
+    "nope": {"positions": "none"},
+    "sigmoid": {"attention": "sigmoid"},
+    "key-bias-slot": {"attention": "softmax_kbias"},
+}
 
 # key -> (inputs, targets), both (B, N) int32 next-token pairs.
 WindowSampler = Callable[[PRNGKeyArray], tuple[Int[Array, "B N"], Int[Array, "B N"]]]
@@ -47,6 +59,7 @@ def toy_gpt2_config(
     n_heads: int = 4,
     max_len: int = 64,
     init: InitScheme = "flax",
+    architecture: str = "gpt2",
 ) -> TransformerConfig:
     """The GPT-2-style toy: pre-LN, learned absolute positions, biases on (b_Q, b_K, b_V
     included), `gelu_new`, tied embeddings, MLP width 4d, LayerNorm eps 1e-5.
@@ -58,8 +71,16 @@ def toy_gpt2_config(
         init: "flax" (default) draws the embedding N(0, 1/d), so the tied logits start at
             unit scale; "torch" draws it N(0, 1), which makes the tied logits ~sqrt(d) at
             initialisation and slows the first steps.
+        architecture: a name in `ARCHITECTURES`: the GPT-2 baseline or one of its variants.
+
+    Raises:
+        ValueError: `architecture` is not in `ARCHITECTURES`.
     """
-    return TransformerConfig(
+    if architecture not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown architecture {architecture!r}; pick one of {', '.join(ARCHITECTURES)}"
+        )
+    gpt2 = dict(
         vocab_size=vocab,
         max_len=max_len,
         d_model=d_model,
@@ -72,6 +93,7 @@ def toy_gpt2_config(
         use_bias=True,
         init=init,
     )
+    return TransformerConfig(**{**gpt2, **ARCHITECTURES[architecture]})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,6 +338,10 @@ def text_lm_metrics(graphdef: nnx.GraphDef, params: PyTree, batch: TextBatch) ->
           after each block (M12, `sinks.position_zero_probe_auc`; 0.5 = chance).
         - `delta_dominance` (L, H), only with a query bias and without RoPE: mean over
           sequences of Delta_0 - mean_{j > 0} Delta_j (M6, `delta_dominance_by_layer`).
+        - `slot_attention` (L,), only with an extra key slot (key-bias slot, sink token): the
+          weight of queries i >= N//2 on the slot, mean over sequences and heads.
+
+    Sigmoid and ReLU attention maps are row-normalised first (Gu's proxy).
     """
     logits, trace = domain_forward(graphdef, params, batch.inputs)
     model = nnx.merge(graphdef, params)
@@ -325,9 +351,12 @@ def text_lm_metrics(graphdef: nnx.GraphDef, params: PyTree, batch: TextBatch) ->
         "ce_by_position": optax.softmax_cross_entropy_with_integer_labels(
             logits, batch.targets
         ).mean(1),
-        **_attention_metrics(sinks.attention_maps(trace)),
+        **_attention_metrics(sinks.attention_maps(trace, not model.cfg.normalised_attention)),
         **_stream_metrics(resid, attention_outputs(trace), batch.inputs.shape[0]),
     }
+    slot = sinks.slot_attention(trace)
+    if slot is not None:
+        metrics["slot_attention"] = slot.mean((0, 2))
     if model.cfg.has_query_bias and model.cfg.positions != "rope":
         metrics["delta_dominance"] = delta_dominance_by_layer(model, trace)
     return metrics

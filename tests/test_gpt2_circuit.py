@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from experiments import cli, gpt2_circuit
+from experiments import cli, gpt2_circuit, text_common
 from experiments.registry import RunContext
 from sinkjax import sink_circuit
 
@@ -14,9 +14,9 @@ CFG = gpt2_circuit.PRESETS["ci"]
 EXTRA = "needs the gpt2 extra: pip install -e '.[gpt2]'"
 
 
-def synthetic_scores(percent: dict[str, float], n: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """(G, D, n) BOS scores whose domain means are `percent`% of a 0.5 baseline (letters a-j),
-    with a spread of +-0.01 around each mean; cross-entropy 2 + g/10."""
+def synthetic_scores(percent: dict[str, float], n: int = 4) -> dict:
+    """`domain_scores` output: (G, D, n) BOS scores whose domain means are `percent`% of a 0.5
+    baseline (letters a-j), with a spread of +-0.01 around each mean; cross-entropy 2 + g/10."""
     spread = np.array([-0.01, 0.01, -0.01, 0.01])[:n]
     bos = np.stack(
         [
@@ -25,12 +25,11 @@ def synthetic_scores(percent: dict[str, float], n: int = 4) -> tuple[np.ndarray,
         ]
     )
     ce = np.stack([np.full((3, n), 2 + g / 10) for g in range(len(sink_circuit.TABLE1))])
-    return bos, ce
+    return {"bos": bos, "ce": ce, "names": list(sink_circuit.TABLE1)}
 
 
 def test_table_rows_known_answers():
-    bos, ce = synthetic_scores({"b": 40.0, "c": 5.0})
-    rows = gpt2_circuit.table_rows(bos, ce)
+    rows = text_common.table_rows(synthetic_scores({"b": 40.0, "c": 5.0}))
     np.testing.assert_allclose(rows["b no query bias"]["percent_of_baseline"], 40.0, rtol=1e-6)
     np.testing.assert_allclose(rows["c remove first PE"]["bos_mean"], 0.025, rtol=1e-6)
     # SE of (-0.01, 0.01, -0.01, 0.01): std (ddof 1) 0.011547 / sqrt(4)
@@ -49,7 +48,7 @@ def test_table_rows_known_answers():
     ],
 )
 def test_claims_follow_the_scores(percent, failing):
-    rows = gpt2_circuit.table_rows(*synthetic_scores(percent))
+    rows = text_common.table_rows(synthetic_scores(percent))
     claims, orderings = gpt2_circuit._claims(CFG, rows, null=0.05)
     failed = {c.id for c in claims if not c.passed}
     assert failed == failing

@@ -109,6 +109,11 @@ class TransformerConfig:
         return self.d_model // self.n_heads
 
     @property
+    def normalised_attention(self) -> bool:
+        """Whether each query's weights on the keys (and any extra slot) sum to 1."""
+        return self.attention in ("softmax", "softmax_kbias")
+
+    @property
     def has_query_bias(self) -> bool:
         return self.use_bias if self.query_bias is None else self.query_bias
 
