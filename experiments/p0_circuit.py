@@ -6,10 +6,14 @@ so it stands out in norm and direction; the next MLP turns that into a high-norm
 fixed direction, which later layers attend to as the sink. In LLaMA-family models, removing
 [BOS] lowers the sink only in the first two layers (spec sinks_gpt2_p0.md §2).
 
-We train the GPT-2-style toy of `gpt2-circuit` twice, with a fixed `<s>` at index 0 (the run
-`gpt2-circuit` uses) and without it, and read the M12 signals per layer (`text_lm_metrics`) on
-held-out windows in three conditions: the BOS-trained model with and without `<s>`, and the
-no-BOS model. The claims are P2's predictions, each read from the condition it is about.
+P2's models (LLaMA, Mistral, its own) use RoPE, so nothing but the causal mask marks position
+0 in the residual stream. With GPT-2's learned absolute positions p_0 alone identifies it
+(a linear probe finds it at the embedding), which would make the test empty. So we train the
+toy of `gpt2-circuit` with RoPE instead (the `rope` variant of `sink-dispensability`, the same
+run at each preset) twice, with a fixed `<s>` at index 0 and without it, and read the M12
+signals per layer (`text_lm_metrics`) on held-out windows in three conditions: the BOS-trained
+model with and without `<s>`, and the no-BOS model. The claims are P2's predictions, each read
+from the condition it is about.
 """
 
 import dataclasses
@@ -79,12 +83,14 @@ class P0CircuitConfig(TextRunConfig):
 
 
 def _from(run: TextRunConfig, **changes) -> P0CircuitConfig:
-    return P0CircuitConfig(**{**text_run_settings(run), "with_bos": True, **changes})
+    settings = {**text_run_settings(run), "with_bos": True, "architecture": "rope"}
+    return P0CircuitConfig(**{**settings, **changes})
 
 
 PRESETS = {
     "ci": _from(CI_TEXT_RUN, early_layers=1),  # its model has 2 layers
-    "quick": _from(QUICK_TEXT_RUN),
+    # The 1,000-step runs of sink-dispensability (its rope variant is this BOS run).
+    "quick": _from(QUICK_TEXT_RUN, steps=1000),
     "paper": _from(TextRunConfig()),
 }
 
@@ -170,8 +176,10 @@ def _figure(cfg, signals: dict[str, dict], null: float, ctx: RunContext) -> str:
 def run(cfg: P0CircuitConfig, ctx: RunContext) -> Outcome:
     base = TextRunConfig(**text_run_settings(cfg))
     models = {
-        True: train_text_lm(base, ctx, "toy-gpt2"),
-        False: train_text_lm(dataclasses.replace(base, with_bos=False), ctx, "toy-gpt2-no-bos"),
+        True: train_text_lm(base, ctx, f"toy-{cfg.architecture}"),
+        False: train_text_lm(
+            dataclasses.replace(base, with_bos=False), ctx, f"toy-{cfg.architecture}-no-bos"
+        ),
     }
     signals = {
         label: condition_signals(models[trained_bos], inputs_bos)
@@ -190,7 +198,7 @@ def run(cfg: P0CircuitConfig, ctx: RunContext) -> Outcome:
 
 EXPERIMENT = Experiment(
     name="p0-circuit",
-    title="P2's P0 sink circuit on the toy: position-0 signals with and without BOS",
+    title="P2's P0 sink circuit on a RoPE toy: position-0 signals with and without BOS",
     presets=PRESETS,
     run=run,
 )

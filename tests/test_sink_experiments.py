@@ -217,18 +217,19 @@ def test_config_validation():
 # --- ci presets end to end -------------------------------------------------------------------
 
 
-def test_p0_and_dynamics_ci_presets_share_the_bos_run(tmp_path):
+def test_p0_and_dispensability_ci_presets_share_the_rope_run(tmp_path):
     store = tmp_path / "trained-runs"
-    for folder in ("p0", "dyn"):
+    for folder in ("p0", "disp"):
         (tmp_path / folder).mkdir()
     p0 = p0_circuit.run(
         p0_circuit.PRESETS["ci"], RunContext(tmp_path / "p0", progress=False, run_store=store)
     )
-    assert len(list(store.iterdir())) == 2  # the BOS run and its no-BOS twin
-    dynamics = sink_dynamics.run(
-        sink_dynamics.PRESETS["ci"], RunContext(tmp_path / "dyn", progress=False, run_store=store)
+    assert len(list(store.iterdir())) == 2  # the RoPE run with <s> and its no-BOS twin
+    cfg = sink_dispensability.PRESETS["ci"]
+    disp = sink_dispensability.run(
+        cfg, RunContext(tmp_path / "disp", progress=False, run_store=store)
     )
-    assert len(list(store.iterdir())) == 2  # restored, not retrained
+    assert len(list(store.iterdir())) == 2 + len(cfg.variants) - 1  # rope restored
     assert {c.id for c in p0.claims} == {
         "p0-recognised",
         "p0-fixed-direction",
@@ -236,18 +237,20 @@ def test_p0_and_dynamics_ci_presets_share_the_bos_run(tmp_path):
         "deep-sink-survives-bos-removal",
     }
     assert set(p0.summary["conditions"]) == {c[0] for c in p0_circuit.CONDITIONS}
-    steps = dynamics.summary["eval_steps"]
-    for curve in dynamics.summary["signals"].values():
-        assert curve.shape == (len(steps), 2)
-    for outcome, root in ((p0, "p0"), (dynamics, "dyn")):
-        assert (tmp_path / root / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
-
-
-def test_dispensability_ci_preset_scores_every_variant(tmp_path):
-    cfg = sink_dispensability.PRESETS["ci"]
-    outcome = sink_dispensability.run(cfg, RunContext(tmp_path, progress=False))
-    tables = outcome.summary["variants"]
+    tables = disp.summary["variants"]
     assert list(tables) == list(cfg.variants)
     assert set(tables["rope"]["rows"]) == {"a baseline", "b no query bias", "g no MLP"}
     assert tables["key-bias-slot"]["slot"].min() > 0
-    assert {c.id for c in outcome.claims} >= {"sink-forms-gpt2", "sink-on-slot-key-bias"}
+    assert {c.id for c in disp.claims} >= {"sink-forms-gpt2", "sink-on-slot-key-bias"}
+    for outcome, root in ((p0, "p0"), (disp, "disp")):
+        assert (tmp_path / root / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_dynamics_ci_preset_records_every_signal_per_layer(tmp_path):
+    outcome = sink_dynamics.run(sink_dynamics.PRESETS["ci"], RunContext(tmp_path, progress=False))
+    steps = outcome.summary["eval_steps"]
+    assert set(outcome.summary["signals"]) == set(outcome.summary["onset_steps"])
+    for curve in outcome.summary["signals"].values():
+        assert curve.shape == (len(steps), 2)
+    assert {c.id for c in outcome.claims} == {"sink-forms", "sink-early", "massive-p0-early"}
+    assert (tmp_path / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
