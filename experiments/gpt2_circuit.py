@@ -21,13 +21,14 @@ import numpy as np
 
 from sinkjax import plotting, sink_circuit, sinks
 from sinkjax.models.gpt2 import load_gpt2, load_gpt2_tokenizer
-from sinkjax.tasks.text import TEXT_DOMAINS, decode, make_text_eval_batch
+from sinkjax.tasks.text import TEXT_DOMAINS, decode
 
 from .claims import Claim, claim_above, claim_below, claim_true
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
     QUICK_TEXT_RUN,
+    AnalysedTextRunConfig,
     TextRunConfig,
     domain_scores,
     load_corpus,
@@ -38,12 +39,9 @@ from .text_common import (
 
 
 @dataclasses.dataclass(frozen=True)
-class GPT2CircuitConfig(TextRunConfig):
+class GPT2CircuitConfig(AnalysedTextRunConfig):
     """The toy's training run (the base fields) and P1's analysis settings."""
 
-    # Tokens per analysed input (P1: T = 40) and held-out inputs per domain (P1: 100).
-    analysis_len: int = 40
-    n_examples: int = 100
     # A control "leaves the sink intact" when its BOS attention is within this fraction of
     # the baseline on every domain (P1: 99.0-100.1%).
     control_tolerance: float = 0.1
@@ -54,12 +52,6 @@ class GPT2CircuitConfig(TextRunConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if not 2 <= self.analysis_len <= self.seq_len:
-            raise ValueError(
-                f"analysis_len must lie in [2, seq_len = {self.seq_len}], got {self.analysis_len}"
-            )
-        if self.n_examples < 2:
-            raise ValueError(f"n_examples must be at least 2 (for a SE), got {self.n_examples}")
         if not 0 < self.control_tolerance < 1:
             raise ValueError(f"control_tolerance must lie in (0, 1), got {self.control_tolerance}")
 
@@ -218,11 +210,9 @@ def run(cfg: GPT2CircuitConfig, ctx: RunContext) -> Outcome:
         chunk = CHECKPOINT_CHUNK
         extra = {"checkpoint": cfg.checkpoint}
     else:
-        trained = train_text_lm(TextRunConfig(**text_run_settings(cfg)), ctx, "toy-gpt2")
+        trained = train_text_lm(cfg.training_run(), ctx, "toy-gpt2")
         model = trained.model()
-        batch = make_text_eval_batch(
-            corpus, cfg.n_examples, cfg.analysis_len, with_bos=cfg.with_bos, seed=1
-        )
+        batch = cfg.analysis_batch(corpus)
         inputs, targets, chunk = np.asarray(batch.inputs), np.asarray(batch.targets), None
         extra = {
             "final_ce": trained.result.metrics["ce"][:, -1],

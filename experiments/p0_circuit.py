@@ -174,7 +174,7 @@ def _figure(cfg, signals: dict[str, dict], null: float, ctx: RunContext) -> str:
 
 
 def run(cfg: P0CircuitConfig, ctx: RunContext) -> Outcome:
-    base = TextRunConfig(**text_run_settings(cfg))
+    base = cfg.training_run()
     models = {
         True: train_text_lm(base, ctx, f"toy-{cfg.architecture}"),
         False: train_text_lm(

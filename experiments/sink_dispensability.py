@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from sinkjax import plotting, sink_circuit, sinks
-from sinkjax.tasks.text import TEXT_DOMAINS, make_text_eval_batch
+from sinkjax.tasks.text import TEXT_DOMAINS
 from sinkjax.text_training import ARCHITECTURES
 
 from .claims import Claim, claim_above, claim_below, claim_true
@@ -31,6 +31,7 @@ from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
     QUICK_TEXT_RUN,
+    AnalysedTextRunConfig,
     TextRunConfig,
     domain_scores,
     table_rows,
@@ -45,14 +46,11 @@ WITHOUT_CIRCUIT = ("no-query-bias", "rope", "alibi", "nope")
 
 
 @dataclasses.dataclass(frozen=True)
-class SinkDispensabilityConfig(TextRunConfig):
+class SinkDispensabilityConfig(AnalysedTextRunConfig):
     """The run of every variant (the base fields, `architecture` set per variant) and the
     analysis, as in `gpt2-circuit`."""
 
     variants: tuple[str, ...] = tuple(ARCHITECTURES)
-    # Tokens per analysed input and held-out inputs per domain (P1: T = 40, 100).
-    analysis_len: int = 40
-    n_examples: int = 100
     # A sink: baseline BOS attention over sink_factor x the uniform null on every domain.
     sink_factor: float = 3.0
     # A breaker "no longer removes" the sink when the BOS attention keeps this share.
@@ -66,12 +64,6 @@ class SinkDispensabilityConfig(TextRunConfig):
                 f"variants must be a non-empty subset of {', '.join(ARCHITECTURES)}; "
                 f"unknown: {sorted(unknown)}"
             )
-        if not 2 <= self.analysis_len <= self.seq_len:
-            raise ValueError(
-                f"analysis_len must lie in [2, seq_len = {self.seq_len}], got {self.analysis_len}"
-            )
-        if self.n_examples < 2:
-            raise ValueError(f"n_examples must be at least 2 (for a SE), got {self.n_examples}")
         if self.sink_factor <= 1:
             raise ValueError(f"sink_factor must be > 1 (1 is the null), got {self.sink_factor}")
         if not 0 < self.survival_fraction < 1:
@@ -99,12 +91,10 @@ def variant_table(cfg: SinkDispensabilityConfig, variant: str, ctx: RunContext) 
         `rows` (`table_rows`: per breaker, (D,) BOS attention mean/SE, % of baseline, ΔCE),
         `slot` (D,) the baseline's mean weight on the extra key slot, `final_ce` (D,).
     """
-    run = dataclasses.replace(TextRunConfig(**text_run_settings(cfg)), architecture=variant)
+    run = dataclasses.replace(cfg.training_run(), architecture=variant)
     trained = train_text_lm(run, ctx, f"toy-{variant}")
     model = trained.model()
-    batch = make_text_eval_batch(
-        trained.corpus, cfg.n_examples, cfg.analysis_len, with_bos=cfg.with_bos, seed=1
-    )
+    batch = cfg.analysis_batch(trained.corpus)
     breakers = sink_circuit.circuit_breakers(model, cfg.analysis_len)
     scores = domain_scores(model, np.asarray(batch.inputs), np.asarray(batch.targets), breakers)
     return {

@@ -168,7 +168,7 @@ def _figure(steps, signals, ce, onset, converged, null, ctx: RunContext) -> str:
 
 
 def run(cfg: SinkDynamicsConfig, ctx: RunContext) -> Outcome:
-    trained = train_text_lm(TextRunConfig(**text_run_settings(cfg)), ctx, "toy-gpt2")
+    trained = train_text_lm(cfg.training_run(), ctx, "toy-gpt2")
     steps = trained.result.eval_steps
     metrics = {k: v.mean(0) for k, v in trained.result.metrics.items()}  # mean over seeds
     signals = layer_signals(metrics)

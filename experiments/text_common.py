@@ -81,6 +81,11 @@ class TextRunConfig:
     def seeds(self) -> tuple[int, ...]:
         return tuple(range(self.base_seed, self.base_seed + self.n_seeds))
 
+    def training_run(self) -> "TextRunConfig":
+        """Just the run's fields (an experiment's config may subclass this one): what
+        `train_text_lm` fingerprints, so experiments with the same run share it."""
+        return TextRunConfig(**text_run_settings(self))
+
     def model_config(self) -> TransformerConfig:
         return toy_gpt2_config(
             vocab_size(True),  # the <s> id exists in the table whether or not it is used
@@ -121,6 +126,32 @@ QUICK_TEXT_RUN = TextRunConfig(
     n_log_evals=10,
     n_linear_evals=10,
 )
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalysedTextRunConfig(TextRunConfig):
+    """A run whose trained model is analysed on P1-style inputs: `n_examples` held-out windows
+    of `analysis_len` tokens per domain."""
+
+    # Tokens per analysed input (P1: T = 40) and held-out inputs per domain (P1: 100).
+    analysis_len: int = 40
+    n_examples: int = 100
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not 2 <= self.analysis_len <= self.seq_len:
+            raise ValueError(
+                f"analysis_len must lie in [2, seq_len = {self.seq_len}], got {self.analysis_len}"
+            )
+        if self.n_examples < 2:
+            raise ValueError(f"n_examples must be at least 2 (for a SE), got {self.n_examples}")
+
+    def analysis_batch(self, corpus: TextCorpus) -> TextBatch:
+        """The (D, n_examples, analysis_len) held-out inputs (seed 1, apart from training's
+        evaluation batch), with `<s>` when the run has it."""
+        return make_text_eval_batch(
+            corpus, self.n_examples, self.analysis_len, with_bos=self.with_bos, seed=1
+        )
 
 
 def text_run_settings(cfg: TextRunConfig) -> dict:
