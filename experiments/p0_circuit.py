@@ -17,7 +17,6 @@ from the condition it is about.
 """
 
 import dataclasses
-import functools
 
 import jax
 import matplotlib.pyplot as plt
@@ -95,6 +94,10 @@ PRESETS = {
 }
 
 
+# One compiled program per model structure and batch shape (the BOS-trained model is read twice).
+_metrics = jax.jit(text_lm_metrics, static_argnums=0)
+
+
 def condition_signals(trained: TrainedTextLM, with_bos: bool, seed: int = 1) -> dict:
     """The per-layer signals (L,) of `SIGNALS` for the first seed's model on held-out windows
     (`eval_batch_size` per domain, `seq_len` tokens) that start with `<s>` or not."""
@@ -102,9 +105,7 @@ def condition_signals(trained: TrainedTextLM, with_bos: bool, seed: int = 1) -> 
     batch = make_text_eval_batch(
         trained.corpus, cfg.eval_batch_size, cfg.seq_len, with_bos=with_bos, seed=seed
     )
-    metrics = jax.jit(functools.partial(text_lm_metrics, trained.graphdef))(
-        trained.seed_params(0), batch
-    )
+    metrics = _metrics(trained.graphdef, trained.seed_params(0), batch)
     m = {k: np.asarray(v) for k, v in metrics.items()}
     m["attention_output_ratio"] = m["attn_out_first"] / m["attn_out_rest"]
     return {name: m[name] for name in SIGNALS}

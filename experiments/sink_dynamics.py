@@ -16,6 +16,7 @@ blocks.
 
 import dataclasses
 
+import jax
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -91,10 +92,8 @@ def layer_signals(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 def onsets(steps: np.ndarray, signals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """M15 half-way onset step of every signal, per layer: name -> (L,) (NaN if flat)."""
 
-    def per_layer(curve: np.ndarray) -> np.ndarray:
-        return np.array([float(sinks.onset(steps, column).half_step) for column in curve.T])
-
-    return {name: per_layer(curve) for name, curve in signals.items()}
+    per_layer = jax.vmap(sinks.onset, in_axes=(None, 1))
+    return {name: np.asarray(per_layer(steps, curve).half_step) for name, curve in signals.items()}
 
 
 def convergence_step(steps: np.ndarray, loss: np.ndarray, fraction: float) -> int:
@@ -103,7 +102,7 @@ def convergence_step(steps: np.ndarray, loss: np.ndarray, fraction: float) -> in
     return int(steps[np.argmax(excess <= fraction * (loss[0] - loss[-1]))])
 
 
-def _claims(cfg, steps, signals, onset, converged, null) -> list[Claim]:
+def _claims(cfg, signals, onset, converged, null) -> list[Claim]:
     bos = signals["BOS attention (M4)"]
     sink_layer = int(np.argmax(bos[-1]))
     rho = signals["rho (M11)"][-1]
@@ -175,7 +174,7 @@ def run(cfg: SinkDynamicsConfig, ctx: RunContext) -> Outcome:
     onset = onsets(steps, signals)
     converged = convergence_step(steps, metrics["ce"].mean(-1), cfg.converged_fraction)
     null = float(sinks.uniform_bos_attention(cfg.seq_len))
-    claims = _claims(cfg, steps, signals, onset, converged, null)
+    claims = _claims(cfg, signals, onset, converged, null)
     figure = _figure(steps, signals, metrics["ce"], onset, converged, null, ctx)
     summary = {
         "eval_steps": steps,

@@ -99,14 +99,15 @@ def circuit_breakers(model: Transformer, seq_len: int) -> dict[str, Intervention
     """
     cfg = model.cfg
     none = Interventions.none(cfg.n_layers, cfg.n_heads)
+    position_table = cfg.positions in ("learned", "sinusoidal")
     breakers = {"a baseline": none}
     if cfg.has_query_bias:
         breakers["b no query bias"] = none.scale_query_bias(0.0)
-    if cfg.positions in ("learned", "sinusoidal"):
+    if position_table:
         breakers["c remove first PE"] = none.mix_positions(position_edit(seq_len, "replace"))
     if any(block.mlp is not None for block in model.blocks):
         breakers["g no MLP"] = none.remove_mlp(slice(None))
-    if cfg.positions in ("learned", "sinusoidal"):
+    if position_table:
         breakers["h no PE"] = none.mix_positions(position_edit(seq_len, "none"))
     return breakers
 
@@ -161,8 +162,7 @@ def _score(graphdef, params, tokens, targets, grid, band, per_pass) -> Intervent
         log_probs = jax.nn.log_softmax(logits, axis=-1)
         ce = -jnp.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0].mean(-1)
         slots = sinks.slot_attention(trace)  # (B, L, H) or None
-        start, stop = band or sinks.default_band(model.cfg.n_layers)
-        slot = jnp.zeros_like(bos) if slots is None else slots[:, start:stop].mean((1, 2))
+        slot = jnp.zeros_like(bos) if slots is None else sinks.band_mean(slots, band)
         return InterventionScores(bos, ce, slot)
 
     return jax.lax.map(one, grid, batch_size=per_pass)

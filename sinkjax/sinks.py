@@ -39,21 +39,25 @@ def attention_maps(trace: ModelTrace, normalise: bool = False) -> Float[Array, "
             attention whose rows are not normalised (sigmoid, ReLU), so that every sink metric
             reads a distribution over the keys.
     """
-    if any(layer.attn is None for layer in trace.layers):
-        raise ValueError("a layer has no attention; drop no_attn layers before stacking maps")
-    maps = jnp.stack([layer.attn.weights for layer in trace.layers], axis=1)
+    maps = jnp.stack([attn.weights for attn in _attention_layers(trace)], axis=1)
     return proxy_attention(maps) if normalise else maps
 
 
 def slot_attention(trace: ModelTrace) -> Float[Array, "N L H"] | None:
     """Mean weight of the late queries i in [T//2, T) on the extra key slot (the key-bias slot
     or the sink token; the weight that leaves the tokens), or None for a model without one."""
+    layers = _attention_layers(trace)
+    if layers[0].slot_weights is None:
+        return None
+    slots = jnp.stack([attn.slot_weights for attn in layers], axis=1)
+    return slots[..., slots.shape[-1] // 2 :].mean(-1)
+
+
+def _attention_layers(trace: ModelTrace) -> list:
+    """Every layer's attention trace; raises if a layer has none (`no_attn`)."""
     if any(layer.attn is None for layer in trace.layers):
         raise ValueError("a layer has no attention; drop no_attn layers before stacking maps")
-    if trace.layers[0].attn.slot_weights is None:
-        return None
-    slots = jnp.stack([layer.attn.slot_weights for layer in trace.layers], axis=1)
-    return slots[..., slots.shape[-1] // 2 :].mean(-1)
+    return [layer.attn for layer in trace.layers]
 
 
 def causal_softmax(scores: Float[Array, "*B T T"]) -> Float[Array, "*B T T"]:
@@ -167,11 +171,30 @@ def default_band(n_layers: int) -> tuple[int, int]:
     return n_layers // 4, n_layers - 1
 
 
+def band_mean(
+    per_head: Float[Array, "N L H"], band: tuple[int, int] | None = None
+) -> Float[Array, " N"]:
+    """Mean of a per-(example, layer, head) score over layers l in [l0, l1) and heads.
+
+    Args:
+        per_head: (N, L, H) scores, e.g. `bos_attention_per_head` of the maps.
+        band: (l0, l1) half-open layer range; None gives `default_band(L)`.
+    """
+    n_layers = per_head.shape[1]
+    start, stop = default_band(n_layers) if band is None else band
+    if not 0 <= start < stop <= n_layers:
+        raise ValueError(
+            f"band ({start}, {stop}) is empty or outside the {n_layers} layers; "
+            f"pass band=(l0, l1) with 0 <= l0 < l1 <= {n_layers}"
+        )
+    return per_head[:, start:stop].mean((1, 2))
+
+
 def bos_attention(
     attn: Float[Array, "N L H T T"], band: tuple[int, int] | None = None
 ) -> Float[Array, " N"]:
-    """P1 BOS attention of each example: the mean over layers l in [l0, l1) and heads of
-    `bos_attention_per_head` (P1 code: T = 40, band [3, 11) for GPT-2 small).
+    """P1 BOS attention of each example: the `band_mean` of `bos_attention_per_head` (P1
+    code: T = 40, band [3, 11) for GPT-2 small).
 
     Args:
         attn: (N, L, H, T, T) attention maps.
@@ -180,14 +203,7 @@ def bos_attention(
     Returns:
         (N,) one score per example; aggregate with `mean_and_se` and `percent_of_baseline`.
     """
-    n_layers = attn.shape[1]
-    start, stop = default_band(n_layers) if band is None else band
-    if not 0 <= start < stop <= n_layers:
-        raise ValueError(
-            f"band ({start}, {stop}) is empty or outside the {n_layers} layers; "
-            f"pass band=(l0, l1) with 0 <= l0 < l1 <= {n_layers}"
-        )
-    return bos_attention_per_head(attn[:, start:stop]).mean((1, 2))
+    return band_mean(bos_attention_per_head(attn), band)
 
 
 def bos_head_map(attn: Float[Array, "N L H T T"]) -> Float[Array, "L H"]:

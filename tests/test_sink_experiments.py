@@ -118,7 +118,7 @@ def test_dynamics_claims_follow_the_curves(bos_final, rho_early, converged, fail
     steps = np.array([0, 10, 20, 30, 40])
     signals = dynamics_signals(bos_final, rho_early)
     onset = sink_dynamics.onsets(steps, signals)
-    claims = sink_dynamics._claims(cfg, steps, signals, onset, converged, null=0.05)
+    claims = sink_dynamics._claims(cfg, signals, onset, converged, null=0.05)
     assert {c.id for c in claims if not c.passed} == failing
 
 
