@@ -14,11 +14,11 @@ from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks.bb import BBTask, default_bb_task
 from sinkjax.tasks.corpus_stats import count_chars
-from sinkjax.train import TrainConfig, TrainResult
+from sinkjax.train import TrainResult
 
 from .claims import Claim, claim_below
 from .registry import RunContext
-from .stored_training import train_stored
+from .stored_training import train_stored, training_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,14 +189,7 @@ def train_bb(
         with_bos=cfg.with_bos,
         architectures=gates,
     )
-    train_cfg = TrainConfig(
-        steps=cfg.steps,
-        seeds=seeds,
-        chunk_size=min(cfg.chunk_size, cfg.steps),
-        n_log_evals=cfg.n_log_evals,
-        n_linear_evals=cfg.n_linear_evals,
-        checkpoint_every=max(cfg.steps // 20, 1),
-    )
+    train_cfg = training_schedule(cfg, seeds, n_checkpoints=20)
     # The BBRunConfig fields only: an experiment's own fields do not change the run, so
     # experiments that train the same run share it through the run store.
     fingerprint = {

@@ -8,7 +8,7 @@ top-level `learning_rate` and `n_seeds` the command line can override.
 """
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -164,19 +164,60 @@ def train_chain(
     `rl_kwargs` are further `RLConfig` fields (horizons, early stopping)."""
     policy = setting.policy(train_task.n_vertices)
     rl_cfg = setting.rl_config(cfg.learning_rate, cfg.seeds, cfg.val_size, **rl_kwargs)
-    checkpoint_dir = ctx.checkpoint_path(
-        label, "chain-policy", rl_fingerprint(policy, train_task, val_task, rl_cfg)
-    )
-    result = train_rl(
-        policy,
-        train_task,
-        val_task,
-        rl_cfg,
-        checkpoint_dir=str(checkpoint_dir),
-        progress=ctx.progress,
-        description=label,
-    )
+    run_key = rl_fingerprint(policy, train_task, val_task, rl_cfg)
+    with ctx.training_run(label, "chain-policy", run_key) as checkpoint_dir:
+        result = train_rl(
+            policy,
+            train_task,
+            val_task,
+            rl_cfg,
+            checkpoint_dir=str(checkpoint_dir),
+            progress=ctx.progress,
+            description=label,
+        )
     return TrainedChain(policy, cfg.seeds, result)
+
+
+@dataclasses.dataclass(frozen=True)
+class CurvePanel:
+    """One column of `curve_grid`: a history of `sinkjax.rl.train_rl`, scaled for display."""
+
+    metric: str
+    title: str
+    ylabel: str = "%"
+    scale: float = 100.0
+
+
+def curve_grid(
+    settings: tuple[ChainRunSetting, ...],
+    runs: dict[tuple[str, Any], TrainedChain],
+    labels: dict[Any, str],
+    panels: tuple[CurvePanel, ...],
+    colormap: str,
+) -> tuple[plt.Figure, np.ndarray]:
+    """Per-epoch curves: a row per attention setting, a column per panel, and in every panel
+    one colour per run key of `labels` (the run is `runs[attention, key]`), a line per seed.
+
+    Returns the figure and its (rows, columns) axes, for reference lines.
+    """
+    fig, axes = plt.subplots(
+        len(settings),
+        len(panels),
+        figsize=(5.3 * len(panels), 4 * len(settings)),
+        squeeze=False,
+        layout="constrained",
+    )
+    colors = plt.get_cmap(colormap)
+    for row, setting in zip(axes, settings, strict=True):
+        for i, (key, label) in enumerate(labels.items()):
+            history = runs[setting.attention, key].result.history
+            color = colors(i / max(len(labels) - 1, 1) * 0.85)
+            for ax, panel in zip(row, panels, strict=True):
+                plot_seeds(ax, history[panel.metric], label, color, scale=panel.scale)
+        name = f"{setting.attention}, tau = {setting.temperature:g}"
+        for ax, panel in zip(row, panels, strict=True):
+            style_panel(ax, f"{name}: {panel.title}", panel.ylabel)
+    return fig, axes
 
 
 def plot_seeds(ax: plt.Axes, curves: np.ndarray, label: str, color, *, scale: float = 1.0):

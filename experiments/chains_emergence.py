@@ -24,16 +24,14 @@ n = 8, softmax: batch 4000 for 300 steps; n = 12, linear: batch 4000 for 1000 st
 
 import dataclasses
 
-import matplotlib.pyplot as plt
-
 from sinkjax.tasks.chains import ChainTask
 
 from .chains_common import (
     ChainExperimentConfig,
     ChainRunSetting,
+    CurvePanel,
     TrainedChain,
-    plot_seeds,
-    style_panel,
+    curve_grid,
     train_chain,
 )
 from .claims import Claim, claim_true
@@ -134,24 +132,13 @@ def _claims(runs: dict[tuple[str, int], TrainedChain], tests: dict) -> list[Clai
 
 def _figure(cfg: EmergenceConfig, runs: dict[tuple[str, int], TrainedChain], ctx) -> str:
     """Rows: attention kinds; columns: validation accuracy, surrogate loss, chain traverse."""
-    settings = cfg.settings
-    fig, axes = plt.subplots(
-        len(settings), 3, figsize=(16, 4 * len(settings)), squeeze=False, layout="constrained"
-    )
-    colors = plt.get_cmap("viridis")
     panels = (
-        ("val_accuracy", "validation accuracy (greedy)", "%", 100.0),
-        ("train_loss", "REINFORCE surrogate loss (epoch mean)", "loss", 1.0),
-        ("val_chain_traverse", "validation chain traverse (greedy)", "%", 100.0),
+        CurvePanel("val_accuracy", "validation accuracy (greedy)"),
+        CurvePanel("train_loss", "REINFORCE surrogate loss (epoch mean)", "loss", 1.0),
+        CurvePanel("val_chain_traverse", "validation chain traverse (greedy)"),
     )
-    for row, setting in zip(axes, settings, strict=True):
-        for i, n in enumerate(cfg.chain_lengths):
-            history = runs[setting.attention, n].result.history
-            color = colors(i / max(len(cfg.chain_lengths) - 1, 1) * 0.85)
-            for ax, (name, _, _, scale) in zip(row, panels, strict=True):
-                plot_seeds(ax, history[name], f"n = {n}", color, scale=scale)
-        for ax, (_, title, ylabel, _) in zip(row, panels, strict=True):
-            style_panel(ax, f"{setting.attention}, tau = {setting.temperature:g}: {title}", ylabel)
+    labels = {n: f"n = {n}" for n in cfg.chain_lengths}
+    fig, _ = curve_grid(cfg.settings, runs, labels, panels, "viridis")
     return ctx.save_figure(fig, "emergence_curves")
 
 

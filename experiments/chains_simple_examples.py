@@ -27,8 +27,6 @@ learns to jump straight to a terminal and never leaves (also with batch 2000 for
 
 import dataclasses
 
-import matplotlib.pyplot as plt
-
 from sinkjax.tasks.chains import ChainTask
 
 from .chains_common import (
@@ -36,9 +34,9 @@ from .chains_common import (
     PAPER_SOFTMAX,
     ChainExperimentConfig,
     ChainRunSetting,
+    CurvePanel,
     TrainedChain,
-    plot_seeds,
-    style_panel,
+    curve_grid,
     train_chain,
 )
 from .claims import Claim, claim_true
@@ -142,23 +140,15 @@ def _claims(cfg: SimpleExamplesConfig, runs: dict[tuple[str, int], TrainedChain]
 
 def _figure(cfg: SimpleExamplesConfig, runs: dict[tuple[str, int], TrainedChain], ctx) -> str:
     """Rows: attention kinds; columns: hardest-start accuracy and chain traverse, per k."""
-    settings = cfg.settings
-    fig, axes = plt.subplots(
-        len(settings), 2, figsize=(13, 4 * len(settings)), squeeze=False, layout="constrained"
-    )
-    colors = plt.get_cmap("plasma")
     hardest = cfg.chain_length - 1
-    for row, setting in zip(axes, settings, strict=True):
-        for i, k in enumerate(cfg.ks):
-            history = runs[setting.attention, k].result.history
-            color = colors(i / max(len(cfg.ks) - 1, 1) * 0.85)
-            label = f"k = {k} (s in {cfg.chain_length - k}..{hardest})"
-            plot_seeds(row[0], history["val_accuracy"], label, color, scale=100)
-            plot_seeds(row[1], history["val_chain_traverse"], label, color, scale=100)
-        row[0].axhline(100 * CHANCE, ls="--", lw=1, color="gray")
-        name = f"{setting.attention}, tau = {setting.temperature:g}"
-        style_panel(row[0], f"{name}: test accuracy on s = {hardest} (greedy)", "%")
-        style_panel(row[1], f"{name}: chain traverse on s = {hardest} (greedy)", "%")
+    panels = (
+        CurvePanel("val_accuracy", f"test accuracy on s = {hardest} (greedy)"),
+        CurvePanel("val_chain_traverse", f"chain traverse on s = {hardest} (greedy)"),
+    )
+    labels = {k: f"k = {k} (s in {cfg.chain_length - k}..{hardest})" for k in cfg.ks}
+    fig, axes = curve_grid(cfg.settings, runs, labels, panels, "plasma")
+    for ax in axes[:, 0]:
+        ax.axhline(100 * CHANCE, ls="--", lw=1, color="gray")
     return ctx.save_figure(fig, "simple_examples_curves")
 
 

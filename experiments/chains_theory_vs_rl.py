@@ -175,18 +175,16 @@ def train(cfg: TheoryVsRLConfig, ctx: RunContext) -> RLResult:
         early_stop="off",
         epochs_per_chunk=math.ceil(cfg.steps / 5),
     )
-    checkpoint_dir = ctx.checkpoint_path(
-        "rl", "chain-policy", rl_fingerprint(policy, task, task, rl)
-    )
-    return train_rl(
-        policy,
-        task,
-        task,
-        rl,
-        checkpoint_dir=str(checkpoint_dir),
-        progress=ctx.progress,
-        description="chains-theory-vs-rl",
-    )
+    with ctx.training_run("rl", "chain-policy", rl_fingerprint(policy, task, task, rl)) as path:
+        return train_rl(
+            policy,
+            task,
+            task,
+            rl,
+            checkpoint_dir=str(path),
+            progress=ctx.progress,
+            description="chains-theory-vs-rl",
+        )
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))

@@ -46,12 +46,12 @@ from sinkjax.tasks.char_corpus import (
     TokenStream,
     load_char_corpus,
 )
-from sinkjax.train import TrainConfig, TrainResult
+from sinkjax.train import TrainResult
 
 from .claims import Claim, claim_above, claim_below
 from .registry import Experiment, Outcome, RunContext
 from .runner import UsageError
-from .stored_training import train_stored
+from .stored_training import train_stored, training_schedule
 
 PROSE, CODE = DOMAINS.index("prose"), DOMAINS.index("code")
 CLAIM_IDS = (
@@ -203,14 +203,7 @@ def train_char_lm(cfg: CharLMConfig, ctx: RunContext, label: str = "char-lm") ->
         cfg.code_fraction,
         eval_batch,
     )
-    train_cfg = TrainConfig(
-        steps=cfg.steps,
-        seeds=cfg.seeds,
-        chunk_size=min(cfg.chunk_size, cfg.steps),
-        n_log_evals=cfg.n_log_evals,
-        n_linear_evals=cfg.n_linear_evals,
-        checkpoint_every=max(cfg.steps // 10, 1),
-    )
+    train_cfg = training_schedule(cfg, cfg.seeds, n_checkpoints=10)
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": dataclasses.asdict(cfg), "data_sha256": corpus.digest()}
     result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "char-lm")

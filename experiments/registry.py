@@ -1,11 +1,18 @@
 """The experiment interface and the registry of every experiment, by name."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None
 
 import matplotlib
 
@@ -55,6 +62,28 @@ class RunContext:
             return self.checkpoint_dir / label
         text = json.dumps({"kind": kind, "run": fingerprint}, sort_keys=True)
         return self.run_store / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+
+    @contextlib.contextmanager
+    def training_run(
+        self, label: str, kind: str, fingerprint: dict[str, Any]
+    ) -> Iterator[pathlib.Path]:
+        """`checkpoint_path`, locked for this process while the block trains or restores it.
+
+        Two commands running at once into the same output folder (e.g. `sinkjax run A` and
+        `sinkjax run B` in two terminals) that need the same run train it once: the second
+        waits for the lock, then restores the finished run.
+        """
+        path = self.checkpoint_path(label, kind, fingerprint)
+        path.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            yield path
+            return
+        folder = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(folder, fcntl.LOCK_EX)  # closing the folder unlocks it
+            yield path
+        finally:
+            os.close(folder)
 
     def save_figure(self, fig: plt.Figure, name: str) -> str:
         """Write `fig` as out_dir/name.png atomically, close it, and return the file name."""

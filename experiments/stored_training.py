@@ -1,11 +1,33 @@
 """`sinkjax.train.train` with its checkpoint where the run context keeps the run."""
 
-from typing import Any
+from typing import Any, Protocol
 
 from sinkjax.optim import OptimizerConfig
 from sinkjax.train import TrainConfig, TrainResult, TrainTask, run_fingerprint, train
 
 from .registry import RunContext
+
+
+class RunLength(Protocol):
+    """The length fields every run config has (`BBRunConfig`, `TextRunConfig`, ...)."""
+
+    steps: int
+    chunk_size: int
+    n_log_evals: int
+    n_linear_evals: int
+
+
+def training_schedule(run: RunLength, seeds: tuple[int, ...], n_checkpoints: int) -> TrainConfig:
+    """`run`'s `TrainConfig`: its steps and evaluations, chunks no longer than the run, and a
+    checkpoint every steps / n_checkpoints steps."""
+    return TrainConfig(
+        steps=run.steps,
+        seeds=seeds,
+        chunk_size=min(run.chunk_size, run.steps),
+        n_log_evals=run.n_log_evals,
+        n_linear_evals=run.n_linear_evals,
+        checkpoint_every=max(run.steps // n_checkpoints, 1),
+    )
 
 
 def train_stored(
@@ -25,15 +47,14 @@ def train_stored(
             progress bar's label).
         kind: what is trained (e.g. "bb-transformer"); names the run store's folder.
     """
-    checkpoint_dir = ctx.checkpoint_path(
-        label, kind, run_fingerprint(train_cfg, optimizer, fingerprint)
-    )
-    return train(
-        task,
-        optimizer,
-        train_cfg,
-        checkpoint_dir=str(checkpoint_dir),
-        fingerprint=fingerprint,
-        progress=ctx.progress,
-        description=label,
-    )
+    run_key = run_fingerprint(train_cfg, optimizer, fingerprint)
+    with ctx.training_run(label, kind, run_key) as checkpoint_dir:
+        return train(
+            task,
+            optimizer,
+            train_cfg,
+            checkpoint_dir=str(checkpoint_dir),
+            fingerprint=fingerprint,
+            progress=ctx.progress,
+            description=label,
+        )

@@ -23,10 +23,10 @@ from sinkjax.tasks.text import (
     vocab_size,
 )
 from sinkjax.text_training import text_lm_train_task, toy_gpt2_config
-from sinkjax.train import TrainConfig, TrainResult
+from sinkjax.train import TrainResult, TrainTask
 
 from .registry import RunContext
-from .stored_training import train_stored
+from .stored_training import train_stored, training_schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,13 +188,12 @@ def load_corpus(ctx: RunContext) -> TextCorpus:
     return _corpus(ctx.corpus)
 
 
-def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTextLM:
-    """Train (or resume / restore from the run store) every seed of `cfg` together."""
-    corpus = load_corpus(ctx)
-    eval_batch = make_text_eval_batch(
-        corpus, cfg.eval_batch_size, cfg.seq_len, with_bos=cfg.with_bos
-    )
-    task, graphdef = text_lm_train_task(
+def text_run_task(
+    cfg: TextRunConfig, corpus: TextCorpus, eval_batch: TextBatch
+) -> tuple[TrainTask, nnx.GraphDef]:
+    """`cfg`'s next-token `TrainTask` on the corpus's training parts, evaluated on
+    `eval_batch` (`text_lm_train_task`), and the model's graphdef."""
+    return text_lm_train_task(
         cfg.model_config(),
         TextStream.from_parts(corpus.train),
         cfg.batch_size,
@@ -203,14 +202,16 @@ def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTex
         eval_batch,
         with_bos=cfg.with_bos,
     )
-    train_cfg = TrainConfig(
-        steps=cfg.steps,
-        seeds=cfg.seeds,
-        chunk_size=min(cfg.chunk_size, cfg.steps),
-        n_log_evals=cfg.n_log_evals,
-        n_linear_evals=cfg.n_linear_evals,
-        checkpoint_every=max(cfg.steps // 10, 1),
+
+
+def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTextLM:
+    """Train (or resume / restore from the run store) every seed of `cfg` together."""
+    corpus = load_corpus(ctx)
+    eval_batch = make_text_eval_batch(
+        corpus, cfg.eval_batch_size, cfg.seq_len, with_bos=cfg.with_bos
     )
+    task, graphdef = text_run_task(cfg, corpus, eval_batch)
+    train_cfg = training_schedule(cfg, cfg.seeds, n_checkpoints=10)
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": text_run_settings(cfg), "data_sha256": corpus.digest()}
     result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "text-lm")

@@ -1,6 +1,8 @@
 """The run store: experiments under one output root share the training runs they both need."""
 
 import pathlib
+import threading
+import time
 
 from experiments.registry import RunContext, get_experiments
 from experiments.runner import RUN_STORE_NAME, resolve_config, run_experiment
@@ -47,3 +49,29 @@ def test_second_experiment_restores_the_shared_run(tmp_path):
     # relu-attention adds its ReLU run and reuses the softmax one (same settings at `ci`).
     run("relu-attention")
     assert len(list(store.iterdir())) == 2
+
+
+def test_a_locked_run_waits_for_its_holder(tmp_path):
+    """Two holders of the same run (as two commands into one output folder would be) take
+    turns, so the run is trained once and then restored."""
+    ctx = RunContext(tmp_path / "exp", run_store=tmp_path / "store")
+    order = []
+
+    def hold(tag, delay):
+        with ctx.training_run(tag, "bb-transformer", {"lr": 1}) as path:
+            order.append(f"{tag} in")
+            time.sleep(delay)
+            order.append(f"{tag} out")
+        return path
+
+    first = threading.Thread(target=hold, args=("first", 0.5))
+    first.start()
+    time.sleep(0.1)
+    path = hold("second", 0.0)
+    first.join()
+    assert order == ["first in", "first out", "second in", "second out"]
+    assert path.is_dir() and list(path.iterdir()) == []  # the lock adds no file
+    # Another run is not held back by the first one's lock.
+    with ctx.training_run("a", "bb-transformer", {"lr": 1}):
+        with ctx.training_run("b", "bb-transformer", {"lr": 2}) as other:
+            assert other != path
