@@ -31,6 +31,7 @@ from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
     QUICK_TEXT_RUN,
+    QUICK_VARIANT_STEPS,
     TextRunConfig,
     TrainedTextLM,
     text_run_settings,
@@ -88,8 +89,8 @@ def _from(run: TextRunConfig, **changes) -> P0CircuitConfig:
 
 PRESETS = {
     "ci": _from(CI_TEXT_RUN, early_layers=1),  # its model has 2 layers
-    # The 1,000-step runs of sink-dispensability (its rope variant is this BOS run).
-    "quick": _from(QUICK_TEXT_RUN, steps=1000),
+    # sink-dispensability's rope variant is this BOS run.
+    "quick": _from(QUICK_TEXT_RUN, steps=QUICK_VARIANT_STEPS),
     "paper": _from(TextRunConfig()),
 }
 

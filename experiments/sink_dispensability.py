@@ -31,6 +31,7 @@ from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
     QUICK_TEXT_RUN,
+    QUICK_VARIANT_STEPS,
     AnalysedTextRunConfig,
     TextRunConfig,
     domain_scores,
@@ -78,8 +79,7 @@ PRESETS = {
     "ci": _from(
         CI_TEXT_RUN, variants=("gpt2", "rope", "key-bias-slot"), analysis_len=16, n_examples=6
     ),
-    # Seven runs: 1,000 steps each keeps the four sink experiments within 30 CPU minutes.
-    "quick": _from(QUICK_TEXT_RUN, steps=1000),
+    "quick": _from(QUICK_TEXT_RUN, steps=QUICK_VARIANT_STEPS),
     "paper": _from(TextRunConfig()),
 }
 
