@@ -127,8 +127,8 @@ QUICK_TEXT_RUN = TextRunConfig(
     n_linear_evals=10,
 )
 # The shorter quick runs of sink-dispensability's seven variants (p0-circuit's BOS run is its
-# rope variant): 600 steps each keeps the whole `reproduce --preset quick` within 45 minutes.
-QUICK_VARIANT_STEPS = 600
+# rope variant): 400 steps each keeps the whole `reproduce --preset quick` within 45 minutes.
+QUICK_VARIANT_STEPS = 400
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,15 +15,15 @@ KNOWN_QUICK_FAILURES = {
     ("optimizer-ablation", "relu-flat"): "ReLU attention's peak grows at lr 3e-3",
     ("gpt2-circuit", "sink-forms"): "the 1,500-step toy has no first-token sink yet",
     **{
-        ("sink-dispensability", f"sink-forms-{variant}"): "no 1,000-step toy sinks in P1's band"
+        ("sink-dispensability", f"sink-forms-{variant}"): "no 400-step toy sinks in P1's band"
         for variant in ("gpt2", "no-query-bias", "rope", "alibi", "nope")
     },
     **{
         ("sink-dispensability", f"circuit-dispensable-{variant}"): "no sink to survive"
         for variant in ("no-query-bias", "rope", "alibi", "nope")
     },
-    ("p0-circuit", "p0-recognised"): "the RoPE toy's probe AUC after block 1 is 0.94 < 0.95",
-    ("p0-circuit", "p0-fixed-direction"): "position-0 states are not aligned (cosine 0.15)",
+    ("p0-circuit", "p0-recognised"): "the RoPE toy's probe AUC after block 1 is 0.90 < 0.95",
+    ("p0-circuit", "p0-fixed-direction"): "position-0 states are not aligned (cosine 0.16)",
     ("p0-circuit", "deep-sink-survives-bos-removal"): "the RoPE toy has no deep sink",
     (
         "chains-emergence",
