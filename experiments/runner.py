@@ -13,9 +13,16 @@ import time
 from importlib import metadata
 from typing import Any
 
+import jax
+
 from .registry import PRESETS, Experiment, RunContext
 
 RECORD_NAME = "record.json"
+# Every experiment runs its float32 matrix products in full float32 on every device. JAX's
+# default lets a GPU use TF32 (10-bit mantissa) and a TPU bfloat16 passes; the specs ask for
+# float32 training (active_dormant.md G), as PyTorch's default does. XLA:CPU computes float32
+# either way, so CPU results are bit-identical with or without it.
+MATMUL_PRECISION = "float32"
 # The folder under the output root that holds the training runs the experiments share.
 RUN_STORE_NAME = "trained-runs"
 
@@ -98,9 +105,8 @@ def _json_default(value):
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, the key packages, the JAX backend and the git commit."""
-    import jax
-
+    """Versions of Python, the key packages, the JAX backend, the default float32 matmul
+    precision in force and the git commit."""
     found = {"python": platform.python_version(), "platform": platform.platform()}
     for package in ("jax", "jaxlib", "flax", "optax", "diffrax", "numpy", "orbax-checkpoint"):
         try:
@@ -108,6 +114,7 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             found[package] = "missing"
     found["device"] = str(jax.devices()[0].device_kind)
+    found["matmul_precision"] = str(jax.config.jax_default_matmul_precision)
     try:
         found["git"] = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
@@ -144,7 +151,9 @@ def run_experiment(
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     ctx = RunContext(out_dir, progress=progress, corpus=corpus, run_store=out_root / RUN_STORE_NAME)
-    outcome = experiment.run(cfg, ctx)
+    with jax.default_matmul_precision(MATMUL_PRECISION):
+        outcome = experiment.run(cfg, ctx)
+        found_versions = versions()
     record = {
         "experiment": experiment.name,
         "title": experiment.title,
@@ -154,7 +163,7 @@ def run_experiment(
         "claims": [dataclasses.asdict(c) for c in outcome.claims],
         "figures": outcome.figures,
         "summary": outcome.summary,
-        "versions": versions(),
+        "versions": found_versions,
         "started": started,
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "command": " ".join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]),

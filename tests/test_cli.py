@@ -7,10 +7,12 @@ import subprocess
 import sys
 import this
 
+import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import pytest
 
-from experiments import bb_interventions, cli
+from experiments import bb_interventions, cli, runner
 from experiments.claims import claim_below
 from experiments.registry import PRESETS, Experiment, Outcome, RunContext, get_experiments
 from sinkjax.tasks import char_corpus
@@ -183,6 +185,25 @@ def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, monkeypatch)
         for name in chosen
     }
     assert verdicts == {"holds": "pass", "fails": "fail"}
+
+
+def test_experiments_run_with_full_float32_matmuls(tmp_path):
+    """A GPU would otherwise run float32 products in TF32 (a TPU in bfloat16 passes): inside
+    an experiment the default is full float32, the traced products say so, and the record
+    states it; outside, JAX's default is back."""
+    seen = {}
+
+    def run(cfg: _Sized, ctx: RunContext) -> Outcome:
+        seen["default"] = jax.config.jax_default_matmul_precision
+        seen["jaxpr"] = str(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 2)), jnp.ones((2, 2))))
+        return Outcome([claim_below("c", "c", 0.0, 1.0)], [], [0], {})
+
+    experiment = Experiment("precision", "precision", {p: _Sized() for p in PRESETS}, run)
+    record = runner.run_experiment(experiment, _Sized(), "ci", tmp_path, progress=False)
+    assert seen["default"] == runner.MATMUL_PRECISION == "float32"
+    assert "HIGHEST" in seen["jaxpr"]
+    assert record["versions"]["matmul_precision"] == "float32"
+    assert jax.config.jax_default_matmul_precision is None
 
 
 @pytest.mark.slow
