@@ -127,6 +127,17 @@ class TrainedChain:
         last = np.where(self.result.stop_epoch >= 0, self.result.stop_epoch, self.result.epochs_run)
         return self.result.history[name][np.arange(len(self.seeds)), last]
 
+    def summary(self) -> dict[str, Any]:
+        """The record's per-run fields: final validation metrics per seed, stopping epochs,
+        epochs run and training wall time."""
+        return {
+            "final_val_accuracy": self.final("val_accuracy").tolist(),
+            "final_val_chain_traverse": self.final("val_chain_traverse").tolist(),
+            "stop_epoch": self.result.stop_epoch.tolist(),
+            "epochs_run": self.result.epochs_run,
+            "train_wall_time_s": self.result.wall_time,
+        }
+
     def test(
         self, task: ChainTask, size: int, max_new_tokens: int, stream: int = 0
     ) -> dict[str, np.ndarray]:

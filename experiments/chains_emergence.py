@@ -162,11 +162,7 @@ def run(cfg: EmergenceConfig, ctx: RunContext) -> Outcome:
     summary = {
         f"{attention}-n{n}": {
             "test": {k: v.tolist() for k, v in tests[attention, n].items()},
-            "final_val_accuracy": trained.final("val_accuracy").tolist(),
-            "final_val_chain_traverse": trained.final("val_chain_traverse").tolist(),
-            "stop_epoch": trained.result.stop_epoch.tolist(),
-            "epochs_run": trained.result.epochs_run,
-            "train_wall_time_s": trained.result.wall_time,
+            **trained.summary(),
         }
         for (attention, n), trained in runs.items()
     }

@@ -188,10 +188,7 @@ def run(cfg: LengthGeneralizationConfig, ctx: RunContext) -> Outcome:
                 f"n{n}": {k: v.tolist() for k, v in tests[attention, n].items()}
                 for n in cfg.test_chain_lengths
             },
-            "final_val_accuracy": trained.final("val_accuracy").tolist(),
-            "stop_epoch": trained.result.stop_epoch.tolist(),
-            "epochs_run": trained.result.epochs_run,
-            "train_wall_time_s": trained.result.wall_time,
+            **trained.summary(),
         }
         for attention, trained in runs.items()
     }

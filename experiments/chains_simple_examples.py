@@ -173,12 +173,9 @@ def run(cfg: SimpleExamplesConfig, ctx: RunContext) -> Outcome:
         ),
         "runs": {
             f"{attention}-k{k}": {
-                "final_val_accuracy": trained.final("val_accuracy").tolist(),
-                "final_val_chain_traverse": trained.final("val_chain_traverse").tolist(),
+                **trained.summary(),
                 "max_val_accuracy": float(trained.result.history["val_accuracy"].max()),
                 "val_accuracy": trained.result.history["val_accuracy"],
-                "epochs_run": trained.result.epochs_run,
-                "train_wall_time_s": trained.result.wall_time,
             }
             for (attention, k), trained in runs.items()
         },
