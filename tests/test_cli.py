@@ -190,8 +190,8 @@ def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, monkeypatch)
 def test_experiments_run_with_full_float32_matmuls(tmp_path):
     """A GPU would otherwise run float32 products in TF32 (a TPU in bfloat16 passes): inside
     an experiment the default is full float32, the traced products say so, and the record
-    states it; outside, JAX's default is back."""
-    seen = {}
+    states it; afterwards the caller's setting is back."""
+    seen, before = {}, jax.config.jax_default_matmul_precision
 
     def run(cfg: _Sized, ctx: RunContext) -> Outcome:
         seen["default"] = jax.config.jax_default_matmul_precision
@@ -203,7 +203,7 @@ def test_experiments_run_with_full_float32_matmuls(tmp_path):
     assert seen["default"] == runner.MATMUL_PRECISION == "float32"
     assert "HIGHEST" in seen["jaxpr"]
     assert record["versions"]["matmul_precision"] == "float32"
-    assert jax.config.jax_default_matmul_precision is None
+    assert jax.config.jax_default_matmul_precision == before
 
 
 @pytest.mark.slow
