@@ -3,12 +3,13 @@
     sinkjax list
     sinkjax run NAME [--preset ci|quick|paper] [--out DIR] [--seeds N] [--steps N] [--lr X]
                      [--checkpoint DIR]  (gpt2-circuit: analyse a Hugging Face GPT-2)
-    sinkjax reproduce [--preset quick] [--out DIR]
+    sinkjax reproduce [--preset quick] [--out DIR] [--jobs N]
 
 Bad input is reported on one line and exits with status 2; failed claims exit with status 1.
 """
 
 import argparse
+import os
 import sys
 
 from sinkjax.checkpoints import CheckpointMismatch
@@ -17,6 +18,7 @@ from sinkjax.train import TrainingDiverged
 
 from .registry import PRESETS, get_experiments
 from .report import write_report
+from .reproduce import Settings, print_claims, reproduce
 from .runner import UsageError, check_corpus, prepare_out_dir, resolve_config, run_experiment
 
 
@@ -66,15 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     reproduce = sub.add_parser("reproduce", help="run every experiment and write report.html")
     common(reproduce, "quick")
+    reproduce.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=min(2, os.cpu_count() or 1),
+        help="experiments run at once, each in its own process; same results (default: 2, "
+        "or 1 on a one-core machine; progress bars only with --jobs 1)",
+    )
     return parser
-
-
-def _print_claims(record) -> bool:
-    ok = True
-    for claim in record["claims"]:
-        ok &= claim["verdict"] == "pass"
-        print(f"  [{claim['verdict']}] {claim['id']}: measured {claim['measured']!s:.60}")
-    return ok
 
 
 def _main(argv: list[str] | None) -> int:
@@ -106,26 +107,17 @@ def _main(argv: list[str] | None) -> int:
         record = run_experiment(
             experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
         )
-        print(f"{experiment.name}: wrote {out_root / experiment.name}")
-        return 0 if _print_claims(record) else 1
+        return (
+            0
+            if print_claims(record, f"{experiment.name}: wrote {out_root / experiment.name}")
+            else 1
+        )
 
-    all_ok, errors = True, {}
-    for i, (name, experiment) in enumerate(experiments.items(), 1):
-        print(f"[{i}/{len(experiments)}] {name} ({args.preset}): {experiment.title}", flush=True)
-        cfg = resolve_config(experiment, args.preset)
-        try:
-            record = run_experiment(
-                experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
-            )
-        except (TrainingDiverged, UsageError) as err:  # list it in the report, go on
-            errors[name] = str(err)
-            print(f"  error: {err}", file=sys.stderr)
-            all_ok = False
-            continue
-        all_ok &= _print_claims(record)
-    report = write_report(out_root, list(experiments), errors)
+    settings = Settings(args.preset, out_root, corpus, progress=progress and args.jobs == 1)
+    finished = reproduce(experiments, settings, args.jobs)
+    report = write_report(out_root, list(experiments), finished.errors)
     print(f"report: {report}")
-    return 0 if all_ok else 1
+    return 0 if finished.passed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

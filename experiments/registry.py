@@ -35,12 +35,15 @@ class RunContext:
         run_store: a folder shared by the experiments written under one output root. A training
             run that several experiments need (the same settings and data) is trained once,
             kept there and restored by the others; None keeps every run in `checkpoint_dir`.
+        training_runs: the folders of the training runs this experiment trained or restored,
+            in the order it opened them (appended by `training_run`).
     """
 
     out_dir: pathlib.Path
     progress: bool = True
     corpus: pathlib.Path | None = None
     run_store: pathlib.Path | None = None
+    training_runs: list[pathlib.Path] = dataclasses.field(default_factory=list)
 
     @property
     def checkpoint_dir(self) -> pathlib.Path:
@@ -75,6 +78,7 @@ class RunContext:
         """
         path = self.checkpoint_path(label, kind, fingerprint)
         path.mkdir(parents=True, exist_ok=True)
+        self.training_runs.append(path)
         if fcntl is None:
             yield path
             return

@@ -162,6 +162,7 @@ def run_experiment(
         "seeds": outcome.seeds,
         "claims": [dataclasses.asdict(c) for c in outcome.claims],
         "figures": outcome.figures,
+        "training_runs": [str(path.relative_to(out_root)) for path in ctx.training_runs],
         "summary": outcome.summary,
         "versions": found_versions,
         "started": started,

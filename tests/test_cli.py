@@ -1,6 +1,7 @@
 """The `sinkjax` CLI: listing, bad input (one line, exit 2), records, resume, interruption."""
 
 import codecs
+import collections
 import dataclasses
 import json
 import subprocess
@@ -12,7 +13,7 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import pytest
 
-from experiments import bb_interventions, cli, runner
+from experiments import bb_interventions, cli, reproduce, runner
 from experiments.claims import claim_below
 from experiments.registry import PRESETS, Experiment, Outcome, RunContext, get_experiments
 from sinkjax.tasks import char_corpus
@@ -131,7 +132,15 @@ def test_reproduce_reports_an_experiment_that_cannot_run_and_goes_on(capsys, tmp
     )
     out_root = tmp_path / "runs"
     code, out, err = run_cli(
-        capsys, "reproduce", "--preset", "ci", "--out", str(out_root), "--no-progress"
+        capsys,
+        "reproduce",
+        "--preset",
+        "ci",
+        "--out",
+        str(out_root),
+        "--no-progress",
+        "--jobs",
+        "1",
     )
     assert code == 1
     assert "missing.txt not found; pass --corpus PATH" in err
@@ -175,7 +184,15 @@ def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, monkeypatch)
     chosen = {e.name: e for e in (_synthetic("holds", 0.5), _synthetic("fails", 2.0))}
     monkeypatch.setattr(cli, "get_experiments", lambda: chosen)
     code, out, _ = run_cli(
-        capsys, "reproduce", "--preset", "ci", "--out", str(tmp_path), "--no-progress"
+        capsys,
+        "reproduce",
+        "--preset",
+        "ci",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--jobs",
+        "1",
     )
     assert code == 1  # a failed claim
     assert "[2/2] fails" in out
@@ -209,10 +226,28 @@ def test_experiments_run_with_full_float32_matmuls(tmp_path):
 @pytest.mark.slow
 def test_reproduce_at_ci_covers_the_whole_registry(capsys, tmp_path, prose_file):
     code, out, _ = run_cli(
-        capsys, "reproduce", "--preset", "ci", "--out", str(tmp_path), "--no-progress"
+        capsys,
+        "reproduce",
+        "--preset",
+        "ci",
+        "--out",
+        str(tmp_path),
+        "--no-progress",
+        "--jobs",
+        "1",
     )
     assert code in (0, 1)
     _check_report_lists_every_claim_and_figure(tmp_path, get_experiments())
+    # Experiments that use the same training run are one group of `reproduce --jobs N`, so
+    # that a lane never waits for another lane's lock.
+    users = collections.defaultdict(set)
+    for name in get_experiments():
+        for run in json.loads((tmp_path / name / "record.json").read_text())["training_runs"]:
+            users[run].add(name)
+    for run, names in users.items():
+        assert len(names) == 1 or any(names <= set(g) for g in reproduce.SHARED_RUNS), (
+            f"{sorted(names)} share {run}: put them in one reproduce.SHARED_RUNS group"
+        )
 
 
 def test_console_script_module_entry_point():
