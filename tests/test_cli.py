@@ -28,6 +28,22 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
+def run_reproduce_ci(capsys, out_root):
+    """`sinkjax reproduce --preset ci` in this process (`--jobs 1`: worker processes would
+    not see the tests' monkeypatches)."""
+    return run_cli(
+        capsys,
+        "reproduce",
+        "--preset",
+        "ci",
+        "--out",
+        str(out_root),
+        "--no-progress",
+        "--jobs",
+        "1",
+    )
+
+
 def test_list_names_every_experiment(capsys):
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
@@ -131,17 +147,7 @@ def test_reproduce_reports_an_experiment_that_cannot_run_and_goes_on(capsys, tmp
         lambda: {n: experiments[n] for n in ("char-lm-dynamics", "bb-interventions")},
     )
     out_root = tmp_path / "runs"
-    code, out, err = run_cli(
-        capsys,
-        "reproduce",
-        "--preset",
-        "ci",
-        "--out",
-        str(out_root),
-        "--no-progress",
-        "--jobs",
-        "1",
-    )
+    code, out, err = run_reproduce_ci(capsys, out_root)
     assert code == 1
     assert "missing.txt not found; pass --corpus PATH" in err
     assert (out_root / "bb-interventions" / "record.json").exists()
@@ -183,17 +189,7 @@ def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, monkeypatch)
     experiment's ci run has its own test; the slow test below runs the whole registry)."""
     chosen = {e.name: e for e in (_synthetic("holds", 0.5), _synthetic("fails", 2.0))}
     monkeypatch.setattr(cli, "get_experiments", lambda: chosen)
-    code, out, _ = run_cli(
-        capsys,
-        "reproduce",
-        "--preset",
-        "ci",
-        "--out",
-        str(tmp_path),
-        "--no-progress",
-        "--jobs",
-        "1",
-    )
+    code, out, _ = run_reproduce_ci(capsys, tmp_path)
     assert code == 1  # a failed claim
     assert "[2/2] fails" in out
     _check_report_lists_every_claim_and_figure(tmp_path, chosen)
@@ -225,17 +221,7 @@ def test_experiments_run_with_full_float32_matmuls(tmp_path):
 
 @pytest.mark.slow
 def test_reproduce_at_ci_covers_the_whole_registry(capsys, tmp_path, prose_file):
-    code, out, _ = run_cli(
-        capsys,
-        "reproduce",
-        "--preset",
-        "ci",
-        "--out",
-        str(tmp_path),
-        "--no-progress",
-        "--jobs",
-        "1",
-    )
+    code, out, _ = run_reproduce_ci(capsys, tmp_path)
     assert code in (0, 1)
     _check_report_lists_every_claim_and_figure(tmp_path, get_experiments())
     # Experiments that use the same training run are one group of `reproduce --jobs N`, so
