@@ -62,6 +62,7 @@ def test_list_names_every_experiment(capsys):
         (("run", "bb-dynamics", "--batch-size", "0"), "must be a positive integer"),
         (("run", "theorem3", "--batch-size", "8"), "has no batch_size to override"),
         (("run", "bb-dynamics", "--corpus", "/no/such/file.txt"), "corpus file /no/such/file.txt"),
+        (("reproduce", "--jobs", "0"), "must be a positive integer"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
     ],
 )
