@@ -4,18 +4,21 @@
     sinkjax run NAME [--preset ci|quick|paper] [--out DIR] [--seeds N] [--steps N] [--lr X]
                      [--checkpoint DIR]  (gpt2-circuit: analyse a Hugging Face GPT-2)
     sinkjax reproduce [--preset quick] [--out DIR] [--jobs N]
+    sinkjax ledger [--runs DIR]   (rewrite docs/claims.md; --runs: snapshot a quick main job)
 
 Bad input is reported on one line and exits with status 2; failed claims exit with status 1.
 """
 
 import argparse
 import os
+import pathlib
 import sys
 
 from sinkjax.checkpoints import CheckpointMismatch
 from sinkjax.models.gpt2 import CheckpointError
 from sinkjax.train import TrainingDiverged
 
+from .ledger import write_ledger
 from .registry import PRESETS, get_experiments
 from .report import write_report
 from .reproduce import Settings, print_claims, reproduce
@@ -75,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="experiments run at once, each in its own process; same results (default: 2, "
         "or 1 on a one-core machine; progress bars only with --jobs 1)",
     )
+
+    ledger = sub.add_parser("ledger", help="rewrite docs/claims.md from the registry and records")
+    ledger.add_argument("--runs", help="the --out of a quick main job: snapshot its verdicts first")
     return parser
 
 
@@ -84,6 +90,9 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "list":
         for name, experiment in experiments.items():
             print(f"{name:20s} {experiment.title}")
+        return 0
+    if args.command == "ledger":
+        print(f"wrote {write_ledger(pathlib.Path(args.runs) if args.runs else None)}")
         return 0
 
     corpus = check_corpus(args.corpus)

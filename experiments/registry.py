@@ -19,7 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .claims import Claim  # noqa: E402
+from .claims import Claim, ClaimSpec, Observation  # noqa: E402
 
 PRESETS = ("ci", "quick", "paper")
 
@@ -104,16 +104,18 @@ class Outcome:
     """What an experiment returns to the runner.
 
     Attributes:
-        claims: every checked claim.
+        claims: the experiment's `CLAIMS` judged by `claims.judge`, in the declared order.
         figures: PNG file names inside the run folder.
         seeds: the seeds that were run.
         summary: further JSON-able numbers worth keeping (curves, per-seed values).
+        observations: what was measured beyond the papers (no verdict).
     """
 
     claims: list[Claim]
     figures: list[str]
     seeds: list[int]
     summary: dict[str, Any] = dataclasses.field(default_factory=dict)
+    observations: list[Observation] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,12 +128,15 @@ class Experiment:
         presets: "ci" (seconds), "quick" (CPU minutes) and "paper" (the paper's settings) configs;
             each a frozen dataclass that may have `steps`, `learning_rate` and `n_seeds` fields.
         run: (config, context) -> Outcome.
+        claims: the papers' predictions this experiment checks, fixed before any run and the
+            same at every preset (see `claims.ClaimSpec`).
     """
 
     name: str
     title: str
     presets: Mapping[str, Any]
     run: Callable[[Any, RunContext], Outcome]
+    claims: tuple[ClaimSpec, ...] = ()
 
 
 def _registry() -> dict[str, Experiment]:

@@ -15,6 +15,7 @@ th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; vertical-al
 th { background: #f3f3f3; }
 .pass { background: #e3f6e3; font-weight: bold; }
 .fail { background: #fbe0e0; font-weight: bold; }
+.skipped { background: #eeeeee; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 4px 0; }
 code { background: #f6f6f6; padding: 1px 3px; }
 """
@@ -29,25 +30,48 @@ def _fmt(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _experiment_section(record: dict[str, Any], rel_dir: str) -> str:
-    rows = "".join(
+def _claim_rows(claims: list[dict[str, Any]]) -> str:
+    return "".join(
         f"<tr><td><code>{html.escape(c['id'])}</code></td><td>{html.escape(c['statement'])}</td>"
-        f"<td>{html.escape(_fmt(c['predicted']))}</td><td>{html.escape(_fmt(c['measured']))}</td>"
-        f"<td>{html.escape(_fmt(c['tolerance']))}</td>"
+        f"<td>{html.escape(c['source'])}</td><td>{html.escape(c['bound'])}</td>"
+        f"<td>{html.escape(_fmt(c['measured']))}"
+        f"{'<br>' + html.escape(_fmt(c['derived'])) if c['derived'] else ''}"
+        f"{'<br>' + html.escape(c['note']) if c['note'] else ''}</td>"
         f"<td class='{c['verdict']}'>{c['verdict']}</td></tr>"
-        for c in record["claims"]
+        for c in claims
     )
+
+
+def _observation_rows(observations: list[dict[str, Any]]) -> str:
+    return "".join(
+        f"<tr><td><code>{html.escape(o['id'])}</code></td><td>{html.escape(o['statement'])}</td>"
+        f"<td>{html.escape(_fmt(o['measured']))}</td></tr>"
+        for o in observations
+    )
+
+
+def _experiment_section(record: dict[str, Any], rel_dir: str) -> str:
     figures = "".join(
         f"<p><img src='{html.escape(rel_dir)}/{html.escape(f)}' alt='{html.escape(f)}'></p>"
         for f in record["figures"]
+    )
+    observations = record.get("observations", [])
+    observed = (
+        "<h3>Observations (measured beyond the papers; no verdict)</h3>"
+        "<table><tr><th>observation</th><th>statement</th><th>measured</th></tr>"
+        f"{_observation_rows(observations)}</table>"
+        if observations
+        else ""
     )
     return (
         f"<h2 id='{record['experiment']}'>{html.escape(record['experiment'])}: "
         f"{html.escape(record['title'])}</h2>"
         f"<p>preset <code>{record['preset']}</code>, seeds {record['seeds']}, "
         f"{record['wall_time_s']:.0f} s, record <code>{rel_dir}/{RECORD_NAME}</code></p>"
-        "<table><tr><th>claim</th><th>statement</th><th>predicted</th><th>measured</th>"
-        f"<th>tolerance</th><th>verdict</th></tr>{rows}</table>{figures}"
+        "<h3>Claims (the papers' predictions)</h3>"
+        "<table><tr><th>claim</th><th>statement</th><th>source</th><th>bound</th>"
+        f"<th>measured</th><th>verdict</th></tr>{_claim_rows(record['claims'])}</table>"
+        f"{observed}{figures}"
     )
 
 

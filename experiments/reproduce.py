@@ -104,11 +104,11 @@ def schedule(names: Sequence[str]) -> list[list[str]]:
 
 def print_claims(record: dict, header: str) -> bool:
     """`header`, then one line per claim of `record`, in one write (lanes print at once);
-    True when every claim passed."""
+    True when no claim failed (claims skipped at `ci` for want of data do not fail)."""
     ok = True
     lines = [header]
     for claim in record["claims"]:
-        ok &= claim["verdict"] == "pass"
+        ok &= claim["verdict"] != "fail"
         lines.append(f"  [{claim['verdict']}] {claim['id']}: measured {claim['measured']!s:.60}")
     print("\n".join(lines), flush=True)
     return ok

@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from .registry import PRESETS, Experiment, RunContext
+from .registry import PRESETS, Experiment, Outcome, RunContext
 
 RECORD_NAME = "record.json"
 # Every experiment runs its float32 matrix products in full float32 on every device. JAX's
@@ -128,6 +128,18 @@ def versions() -> dict[str, str]:
     return found
 
 
+def check_ledger(experiment: Experiment, outcome: Outcome, preset: str) -> None:
+    """The outcome judges exactly the experiment's declared claims, in order, and skips one
+    (for want of data) only at the `ci` preset."""
+    declared = [spec.id for spec in experiment.claims]
+    judged = [claim.id for claim in outcome.claims]
+    if judged != declared:
+        raise RuntimeError(f"{experiment.name}: judged claims {judged} != declared {declared}")
+    skipped = [claim.id for claim in outcome.claims if claim.verdict == "skipped"]
+    if skipped and preset != "ci":
+        raise RuntimeError(f"{experiment.name}: claims {skipped} skipped at preset {preset!r}")
+
+
 def run_experiment(
     experiment: Experiment,
     cfg: Any,
@@ -154,6 +166,7 @@ def run_experiment(
     with jax.default_matmul_precision(MATMUL_PRECISION):
         outcome = experiment.run(cfg, ctx)
         found_versions = versions()
+    check_ledger(experiment, outcome, preset)
     record = {
         "experiment": experiment.name,
         "title": experiment.title,
@@ -161,6 +174,7 @@ def run_experiment(
         "config": dataclasses.asdict(cfg),
         "seeds": outcome.seeds,
         "claims": [dataclasses.asdict(c) for c in outcome.claims],
+        "observations": [dataclasses.asdict(o) for o in outcome.observations],
         "figures": outcome.figures,
         "training_runs": [str(path.relative_to(out_root)) for path in ctx.training_runs],
         "summary": outcome.summary,

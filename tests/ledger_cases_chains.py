@@ -1,0 +1,3 @@
+"""Synthetic measurements for the claims of the chains experiments (see ledger_cases_bb.py)."""
+
+CASES = {}
