@@ -76,6 +76,17 @@ PAPER_LINEAR = ChainRunSetting("linear", 1 / 5, 200_000, 80, 200, 10)
 PAPER_SOFTMAX = ChainRunSetting("softmax", 1 / 20, 50_010, 30, 300, 20)
 
 
+# The greedy test rates the claims read: claim-id suffix -> `rollout_metrics` key.
+TEST_RATES = {"accuracy": "accuracy", "traverse": "chain_traverse"}
+
+
+def reported_bound(mean: float, std: float = 0.0) -> float:
+    """The bound that reads a rate the code reports over its 3 seeds, mean +- std (fractions),
+    as a claim: at least mean - 2 std (a replicate inside the code's own seed spread passes),
+    and at most 0.99, a printed 100% with no spread read as >= 99% (spec §5.1-5.2)."""
+    return min(0.99, round(mean - 2 * std, 6))
+
+
 @dataclasses.dataclass(frozen=True)
 class ChainExperimentConfig:
     """What every chain RL experiment shares (defaults: the code's train-on-D runs)."""

@@ -1,33 +1,31 @@
-"""LLM stand-in: sinks, value drains and domain-specific dormant heads in a small byte-level LM.
+"""LLM stand-in (Sec. 3): sinks, value drains, residual peaks and domain-dormant heads in a byte LM.
 
-The paper's Llama-2 and OLMo results (Sec. 3) need weights we cannot download, so the same
-study runs on a GPT-style model we train ourselves on a mix of prose (tiny Shakespeare) and
-code (Python source from the running interpreter's standard library), every window starting
-with `<s>`. Along training, on fixed held-out batches, we probe the attention on position 0 per
-layer and head, the sink logit, ||W_O v|| of position 0 against the median other position, and
-the residual norm of position 0 against the median other position. After training, every head
-is zero-ablated (one vmapped call) and the change in cross-entropy is measured on prose and on
-code; the head whose ablation is most asymmetric between the domains is shown on one sample of
-each. There is no paper setting for this stand-in: `paper` is simply a GPU-sized model.
+The paper's Llama-2 and OLMo results (Sec. 3) need weights we cannot download (active_dormant.md,
+the note after E12), so the same probes run on a GPT-style model we train ourselves on a mix of
+prose (tiny Shakespeare) and code (Python source from the running interpreter's standard
+library), every window starting with `<s>`. Along training, on fixed held-out batches of each
+domain, we probe the attention on position 0 per layer and head (Attn_<s>, spec C, over queries
+n >= 1), the sink logit, ||W_O v|| of position 0 against the other positions, and the residual
+norm of position 0 against the other positions. After training, every head is zero-ablated (one
+vmapped call) and the change in cross-entropy is measured on prose and on code.
 
-What our quick runs (d=64, 4 layers x 4 heads, N=64; 2000 steps at lr 1e-3, and 4000 at 3e-3)
-support, and what they do not. The paper's first prediction fails at this scale: no head puts
-a sink on `<s>` (Attn_0 stays at or below the uniform share) and the sink logit of `<s>` is
-driven negative rather than growing. The value drain does hold without a sink: ||W_O v_0|| ends
-below the median other position's in most heads of layers >= 1, and ||Res_0|| ends about 1.5x
-the median other residual norm after every block (a mild peak, not an LLM's massive norm).
-Every head matters about as much on prose as on code: no head is dormant on one domain and
-active on the other. The claims record these findings; `paper` may well change them.
+The claims are the paper's Sec. 3 predictions, read onto the stand-in (see `CLAIMS`): a sink on
+`<s>` in most heads of layers >= 1, a head active on one domain and dormant on the other, the
+value drain of `<s>` and its residual peak. They are the same at every preset; the README says
+which of them our `quick` runs reproduce. Everything else (cross-entropies, sink logits, per-layer
+ratios, the head whose ablation is most asymmetric) is recorded as observations. There is no
+paper setting for this stand-in: `paper` is simply a GPU-sized model.
 """
 
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import numpy as np
 from flax import nnx
 
-from sinkjax import plotting
+from sinkjax import plotting, probes
 from sinkjax.charlm_training import (
     CharEvalBatch,
     charlm_train_task,
@@ -48,19 +46,81 @@ from sinkjax.tasks.char_corpus import (
 )
 from sinkjax.train import TrainResult
 
-from .claims import Claim, claim_above, claim_below
+from .claims import (
+    Above,
+    AllOf,
+    Below,
+    ClaimSpec,
+    Fraction,
+    Observation,
+    Separated,
+    check_specs,
+    judge,
+)
 from .registry import Experiment, Outcome, RunContext
 from .runner import UsageError
 from .stored_training import train_stored, training_schedule
 
 PROSE, CODE = DOMAINS.index("prose"), DOMAINS.index("code")
-CLAIM_IDS = (
-    "learns-both-domains",
-    "no-sink-on-bos",
-    "sink-logit-negative",
-    "value-small-first",
-    "resid-first-larger",
-    "no-domain-dormant-head",
+
+AD = "active_dormant.md"
+STAND_IN = f"{AD} note after E12 (Sec. 3 stand-in)"
+CLAIMS = check_specs(
+    [
+        ClaimSpec(
+            "sink-on-bos-in-most-heads",
+            "Sec. 3: in LLMs an attention sink on <s> forms in most heads of the layers after "
+            "the first. A head has a sink when its final Attn_<s> (spec C: mean A[n, 0] over "
+            "the held-out queries n >= 1 of both domains) exceeds eps = 0.3, the sink threshold "
+            "of Gu et al.'s Sink^eps (uniform attention gives about 0.06 at N = 64); 'most' = "
+            "more than half of the heads of layers >= 1 (seeds pooled)",
+            f"{STAND_IN}; {AD} C (Attn_<s>); sinks_gpt2_p0.md 3(a) (Sink^eps, eps = 0.3); "
+            "paper Sec. 3",
+            Fraction(Above(0.3), at_least=0.5, strict=True),
+        ),
+        ClaimSpec(
+            "domain-active-dormant-head",
+            "Sec. 3 (Llama-2-7B L16H25): some head is dormant on one domain (its attention "
+            "sits on <s>) and active on the other, and zeroing it matters on the active domain "
+            "only. The head is the one whose final Attn_<s> differs most between prose and "
+            "code, dormant on the domain where it is higher. Numeric reading: Attn_<s> on the "
+            "dormant domain above 0.7 (E1 puts the dormant 1L head well above it), on the "
+            "active domain below 0.3 "
+            "(no sink: below the eps of the sink claim); the CE increase (nats/byte) "
+            "when the head is zero-ablated is on the active domain more than 10x its absolute "
+            "change on the dormant domain ('only' read as an order of magnitude, like E2's "
+            "'more than 10x'); every seed",
+            f"{STAND_IN}; {AD} E1, E2 and C (Attn_<s>, 'No Attn' intervention); "
+            "sinks_gpt2_p0.md 3(a) (eps = 0.3); paper Sec. 3",
+            AllOf(
+                {
+                    "attn_dormant_domain": Above(0.7),
+                    "attn_active_domain": Below(0.3),
+                    "ablation_delta_ce": Separated(
+                        low=("dormant_domain",), high=("active_domain",), factor=10.0
+                    ),
+                }
+            ),
+        ),
+        ClaimSpec(
+            "value-drain-in-most-heads",
+            "Sec. 3 / E2: the value state of <s> drains: final ||W_O v_<s>|| 'far smaller than "
+            "every other token's value norm, by more than 10x', i.e. below 0.1x the smallest "
+            "mean ||W_O v|| of any other byte type (held-out batch, both domains), in more "
+            "than half of the heads of layers >= 1 (the heads of the sink claim; seeds pooled)",
+            f"{STAND_IN}; {AD} E2 and C (||Val_<s>||); paper Sec. 3",
+            Fraction(Below(0.1), at_least=0.5, strict=True),
+        ),
+        ClaimSpec(
+            "residual-peak-on-bos",
+            "Sec. 3 / E9: the residual state of <s> peaks: ||Res_<s>|| 'much larger' than the "
+            "other tokens', read as more than 10x (E2's reading of 'far'): final ||Res_0|| "
+            "over the median ||Res_n>=1|| of the held-out batch, largest over the blocks' "
+            "outputs, above 10, every seed",
+            f"{STAND_IN}; {AD} E9 and C (residual norms); paper Sec. 3",
+            Above(10.0),
+        ),
+    ]
 )
 
 
@@ -245,6 +305,143 @@ def most_asymmetric_head(delta: np.ndarray) -> tuple[int, int]:
     return int(layer), int(head)
 
 
+def active_dormant_head(attn: np.ndarray) -> tuple[int, int, int]:
+    """(layer, head, dormant domain) for one seed's final (D, L, H) Attn_<s>.
+
+    The head is the one whose Attn_<s> differs most between the two domains; its dormant
+    domain is the one where its Attn_<s> is higher (the claim then asks how high and how low).
+    """
+    gap = np.abs(attn[CODE] - attn[PROSE])
+    layer, head = np.unravel_index(np.argmax(gap), gap.shape)
+    return int(layer), int(head), int(np.argmax(attn[:, layer, head]))
+
+
+def final_value_norms_by_type(run: TrainedCharLM) -> np.ndarray:
+    """(S, L, H, V) final mean ||W_O v|| of each token type over the whole evaluation batch
+    (both domains; NaN for a byte absent from it). Column `BOS` is position 0's."""
+    batch = run.eval_batch
+    tokens = batch.inputs.reshape(-1, batch.inputs.shape[-1])
+
+    @jax.jit
+    @jax.vmap
+    def norms(params):
+        _, trace = forward(run.graphdef, params, batch)
+        return jnp.stack(
+            [probes.value_norms_by_type(l.attn, tokens, VOCAB_SIZE) for l in trace.layers]
+        )
+
+    return np.asarray(norms(run.result.params))
+
+
+def measure(
+    run: TrainedCharLM, curves: dict[str, np.ndarray], delta: np.ndarray
+) -> tuple[dict, dict]:
+    """(claim id -> measured value, further numbers) on the final models.
+
+    Args:
+        run: the trained models.
+        curves: `dynamics_curves` of the run.
+        delta: (S, L, H, D) CE change per domain when each head is zero-ablated (nats/byte).
+    """
+    attn = run.result.metrics["attn_sink"][:, -1]  # (S, D, L, H) final Attn_<s> per domain
+    type_norms = final_value_norms_by_type(run)
+    drain = type_norms[..., BOS] / np.nanmin(np.delete(type_norms, BOS, axis=-1), axis=-1)
+    heads = [active_dormant_head(a) for a in attn]
+    chosen = {"attn_dormant_domain": [], "attn_active_domain": [], "dormant": [], "active": []}
+    for a, d, (layer, head, dormant) in zip(attn, delta, heads, strict=True):
+        active = 1 - dormant  # the other of the two domains
+        chosen["attn_dormant_domain"].append(a[dormant, layer, head])
+        chosen["attn_active_domain"].append(a[active, layer, head])
+        chosen["dormant"].append(abs(d[layer, head, dormant]))
+        chosen["active"].append(d[layer, head, active])
+    measured = {
+        "sink-on-bos-in-most-heads": curves["attn_sink"][:, -1, 1:].reshape(-1),
+        "domain-active-dormant-head": {
+            "attn_dormant_domain": chosen["attn_dormant_domain"],
+            "attn_active_domain": chosen["attn_active_domain"],
+            "ablation_delta_ce": {
+                "dormant_domain": chosen["dormant"],
+                "active_domain": chosen["active"],
+            },
+        },
+        "value-drain-in-most-heads": drain[:, 1:].reshape(-1),
+        "residual-peak-on-bos": curves["resid_ratio"][:, -1].max(axis=1),
+    }
+    return measured, {"value_drain_ratio": drain, "active_dormant_head": heads}
+
+
+def _observations(
+    cfg: CharLMConfig,
+    curves: dict[str, np.ndarray],
+    delta: np.ndarray,
+    details: dict,
+) -> list[Observation]:
+    """What the run shows beyond the paper's predictions (final model, per seed)."""
+    candidates = {
+        str(seed): {"layer": layer, "head": head, "dormant_on": DOMAINS[dormant]}
+        for seed, (layer, head, dormant) in zip(
+            cfg.seeds, details["active_dormant_head"], strict=True
+        )
+    }
+    asymmetric = {}
+    for seed, d in zip(cfg.seeds, delta, strict=True):
+        layer, head = most_asymmetric_head(d)
+        asymmetric[str(seed)] = {
+            "layer": layer,
+            "head": head,
+            "delta_ce": dict(zip(DOMAINS, d[layer, head].tolist(), strict=True)),
+        }
+    return [
+        Observation(
+            "final-cross-entropy",
+            f"held-out cross-entropy (nats/byte) per seed and domain {DOMAINS}",
+            curves["ce"][:, -1],
+        ),
+        Observation(
+            "uniform-attn-bos",
+            "Attn_<s> of uniform causal attention over queries n >= 1 (the no-sink null)",
+            np.mean(1 / np.arange(2, cfg.seq_len + 1)),
+        ),
+        Observation(
+            "final-attn-bos",
+            "final Attn_<s> per seed, layer and head (mean of the two domains)",
+            curves["attn_sink"][:, -1],
+        ),
+        Observation(
+            "final-sink-logit",
+            "final logit_<s> (spec C, code definition) per seed, layer and head",
+            curves["sink_logit"][:, -1],
+        ),
+        Observation(
+            "value-drain-ratio",
+            "final ||W_O v_<s>|| over the smallest other byte type's mean ||W_O v||, per seed, "
+            "layer and head",
+            details["value_drain_ratio"],
+        ),
+        Observation(
+            "value-ratio-to-median",
+            "final ||W_O v_0|| over the median ||W_O v_n>=1||, per seed, layer and head",
+            curves["value_ratio"][:, -1],
+        ),
+        Observation(
+            "residual-ratio-per-block",
+            "final ||Res_0|| over the median ||Res_n>=1|| after each block, per seed",
+            curves["resid_ratio"][:, -1],
+        ),
+        Observation(
+            "active-dormant-candidate",
+            "the head the domain claim tests (largest Attn_<s> gap between domains), per seed",
+            candidates,
+        ),
+        Observation(
+            "most-asymmetric-ablation",
+            "the head whose zero-ablation changes CE most differently on prose and code, "
+            "with its CE change per domain (nats/byte), per seed",
+            asymmetric,
+        ),
+    ]
+
+
 def _dynamics_figure(cfg: CharLMConfig, steps: np.ndarray, curves: dict, ctx: RunContext) -> str:
     """Attn_0, value-norm and residual-norm ratios, sink logits and CE against step (seed 0)."""
     n_cols = max(cfg.n_layers, 3)
@@ -299,7 +496,7 @@ def _dynamics_figure(cfg: CharLMConfig, steps: np.ndarray, curves: dict, ctx: Ru
 def _ablation_figure(
     run: TrainedCharLM, delta: np.ndarray, head: tuple[int, int], ctx: RunContext
 ) -> str:
-    """Delta CE heatmaps per domain (seed 0) and the chosen head's attention on one sample each."""
+    """Delta CE heatmaps per domain (seed 0) and `head`'s attention on one sample of each."""
     fig, axes = plt.subplots(1, 4, figsize=(22, 5.5))
     vmax = float(np.abs(delta).max())
     for ax, i in zip(axes[:2], (PROSE, CODE), strict=True):
@@ -324,82 +521,25 @@ def _ablation_figure(
     return ctx.save_figure(fig, "head_ablation")
 
 
-def _claims(
-    cfg: CharLMConfig, curves: dict[str, np.ndarray], delta: np.ndarray, heads: list
-) -> list[Claim]:
-    """The claims our quick runs support, on the final model (worst seed; see the docstring)."""
-    uniform = float(np.mean(1 / np.arange(2, cfg.seq_len + 1)))  # Attn_0 of uniform attention
-    later = {k: curves[k][:, -1, 1:].reshape(len(delta), -1) for k in ("attn_sink", "sink_logit")}
-    value_ratio = curves["value_ratio"][:, -1, 1:].reshape(len(delta), -1)
-    asymmetry = np.abs(delta[..., CODE] - delta[..., PROSE])  # (S, L, H)
-    ratios = [
-        max(d[l, h]) / max(min(d[l, h]), 1e-3) for d, (l, h) in zip(delta, heads, strict=True)
-    ]
-    return [
-        claim_below(
-            "learns-both-domains",
-            "The LM learns both domains: final held-out cross-entropy (nats/byte), worst domain",
-            float(curves["ce"][:, -1].max()),
-            2.5,
-        ),
-        claim_below(
-            "no-sink-on-bos",
-            "Paper prediction (LLMs: a sink on <s> in layers >= 1) fails at this scale: max over "
-            "layers >= 1 and heads of the final Attn_0 over queries n >= 1 (uniform attention "
-            f"would give {uniform:.3f})",
-            float(later["attn_sink"].max()),
-            0.2,
-        ),
-        claim_below(
-            "sink-logit-negative",
-            "Stable-phase logits: instead of growing, the sink logit of <s> is pushed down; median "
-            "over layers >= 1 and heads of the final sink logit (worst seed)",
-            float(np.median(later["sink_logit"], axis=1).max()),
-            -1.0,
-        ),
-        claim_below(
-            "value-small-first",
-            "The value drain holds without a sink: median over layers >= 1 and heads of the final "
-            "||W_O v_0|| / median ||W_O v_n>=1|| (worst seed)",
-            float(np.median(value_ratio, axis=1).max()),
-            1.0,
-        ),
-        claim_above(
-            "resid-first-larger",
-            "||Res_0|| exceeds the median other token's residual norm after every block: final "
-            "ratio, smallest over layers and seeds (a mild peak, not an LLM's massive norm)",
-            float(curves["resid_ratio"][:, -1].min()),
-            1.2,
-        ),
-        claim_below(
-            "no-domain-dormant-head",
-            "Paper prediction (heads dormant on one domain, active on another) fails at this "
-            "scale: max over heads of |Delta CE code - Delta CE prose| under zero-ablation "
-            f"(nats); the most asymmetric head changes the CEs by a factor of only "
-            f"{max(ratios):.2f}",
-            float(asymmetry.max()),
-            0.1,
-        ),
-    ]
-
-
 def run(cfg: CharLMConfig, ctx: RunContext) -> Outcome:
     trained = train_char_lm(cfg, ctx)
     steps = trained.result.eval_steps
     curves = dynamics_curves(trained.result.metrics)
     base, delta = ablation_deltas(trained)
-    heads = [most_asymmetric_head(d) for d in delta]
+    measured, details = measure(trained, curves, delta)
+    layer, head, _ = details["active_dormant_head"][0]
     figures = [
         _dynamics_figure(cfg, steps, curves, ctx),
-        _ablation_figure(trained, delta[0], heads[0], ctx),
+        _ablation_figure(trained, delta[0], (layer, head), ctx),
     ]
     summary = {
         "domains": DOMAINS,
         "eval_steps": steps,
         **curves,
+        "attn_sink_by_domain": trained.result.metrics["attn_sink"],
         "ablation_base_ce": base,
         "ablation_delta_ce": delta,
-        "most_asymmetric_head": heads,
+        **details,
         "prose_path": str(trained.corpus.prose_path),
         "code_files": len(trained.corpus.code_files),
         "train_bytes": {d: len(t) for d, t in trained.corpus.train.items()},
@@ -407,12 +547,15 @@ def run(cfg: CharLMConfig, ctx: RunContext) -> Outcome:
         "train_wall_time_s": trained.result.wall_time,
         "resumed_from": trained.result.resumed_from,
     }
-    return Outcome(_claims(cfg, curves, delta, heads), figures, list(cfg.seeds), summary)
+    observations = _observations(cfg, curves, delta, details)
+    return Outcome(judge(CLAIMS, measured), figures, list(cfg.seeds), summary, observations)
 
 
 EXPERIMENT = Experiment(
     name="char-lm-dynamics",
-    title="LLM stand-in: a byte-level LM on prose + code; sinks, drains, domain-dormant heads",
+    title="LLM stand-in (Sec. 3): a byte-level LM on prose + code; sinks, drains, peaks, "
+    "domain-dormant heads",
     presets=PRESETS,
     run=run,
+    claims=CLAIMS,
 )

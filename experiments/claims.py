@@ -389,25 +389,3 @@ def _plain_observation(value: Any) -> Any:
         return _plain(value)
     except (TypeError, ValueError):
         return str(value)
-
-
-# --- Transitional: the old constructors, removed once every experiment declares CLAIMS. ---
-def _legacy(id, statement, bound, measured, ok) -> Claim:
-    return Claim(id, statement, "", bound, _plain(measured), {}, _verdict(bool(ok)))
-
-
-def claim_below(id, statement, measured, bound):
-    return _legacy(id, statement, f"< {bound:g}", measured, float(measured) < bound)
-
-
-def claim_above(id, statement, measured, bound):
-    return _legacy(id, statement, f"> {bound:g}", measured, float(measured) > bound)
-
-
-def claim_close(id, statement, measured, predicted, tol):
-    ok = abs(float(measured) - float(predicted)) <= tol
-    return _legacy(id, statement, f"{predicted} +- {tol}", measured, ok)
-
-
-def claim_true(id, statement, measured, predicted, ok, tol=None):
-    return Claim(id, statement, "", str(predicted), measured, {}, _verdict(bool(ok)))

@@ -8,10 +8,10 @@ token 0, over a middle band of layers). We train the spec §5 toy (pre-LN, learn
 positions, q/k/v biases, tanh-GELU, tied embeddings, a fixed `<s>` at index 0) on prose, code
 and arithmetic, run the ten interventions on held-out inputs of each domain in one vmapped
 pass, and report per-domain rows: mean ± SE, % of baseline and the change in cross-entropy.
+With `--checkpoint DIR` the same analysis runs on a real GPT-2.
 
-The claims are fixed predictions: the sink forms, the three controls leave it intact, and the
-orderings of P1 that our development runs reproduced. The other orderings are reported in the
-record (`summary.orderings`) with whether this run reproduced them.
+The claims are P1's Table 1, the same on the toy and on a checkpoint: the sink forms in the
+band, the three controls keep it within P1's reported range, and all six of P1's orderings.
 """
 
 import dataclasses
@@ -23,11 +23,15 @@ from sinkjax import plotting, sink_circuit, sinks
 from sinkjax.models.gpt2 import load_gpt2, load_gpt2_tokenizer
 from sinkjax.tasks.text import TEXT_DOMAINS, decode
 
-from .claims import Claim, claim_above, claim_below, claim_true
+from .claims import AllOf, Between, ClaimSpec, Observation, Separated, check_specs, judge
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
     QUICK_TEXT_RUN,
+    SINK_READING,
+    SINK_RULE,
+    SINK_SOURCE,
+    SPEC,
     AnalysedTextRunConfig,
     TextRunConfig,
     domain_scores,
@@ -42,18 +46,10 @@ from .text_common import (
 class GPT2CircuitConfig(AnalysedTextRunConfig):
     """The toy's training run (the base fields) and P1's analysis settings."""
 
-    # A control "leaves the sink intact" when its BOS attention is within this fraction of
-    # the baseline on every domain (P1: 99.0-100.1%).
-    control_tolerance: float = 0.1
     # A Hugging Face GPT-2 checkpoint directory to analyse instead of training the toy
     # (`sinkjax run gpt2-circuit --checkpoint DIR`). Its inputs are GPT-2 BPE windows of the
     # same held-out prose, code and math, whitespace-normalised, without special tokens (P1).
     checkpoint: str | None = None
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0 < self.control_tolerance < 1:
-            raise ValueError(f"control_tolerance must lie in (0, 1), got {self.control_tolerance}")
 
 
 def _from(run: TextRunConfig, **changes) -> GPT2CircuitConfig:
@@ -67,29 +63,70 @@ PRESETS = {
     "paper": _from(TextRunConfig()),
 }
 
-# P1's orderings (Table 1, % of baseline: b 44.7, c 3.0, d 6.2, g 50.3, h 17.5, i 65.2), as
-# (id, statement, lower intervention, higher intervention): "lower" sinks less than "higher".
+BASELINE = "a baseline"
+CONTROLS = ("e swap PE (ctrl)", "f nullify BOS token (ctrl)", "j zero random W_K (ctrl)")
+# P1 Table 1, "% of a (mid)", pooled over its 300 inputs (spec §1(d)).
+P1_PERCENT = {
+    "a baseline": 100.0,
+    "b no query bias": 44.7,
+    "c remove first PE": 3.0,
+    "d swap EPE": 6.2,
+    "e swap PE (ctrl)": 99.0,
+    "f nullify BOS token (ctrl)": 99.7,
+    "g no MLP": 50.3,
+    "h no PE": 17.5,
+    "i zero top-3 W_K": 65.2,
+    "j zero random W_K (ctrl)": 100.1,
+}
+# The controls' bound: P1's largest deviation from the baseline among them (e: 99.0%, 1.0
+# percentage point), on either side.
+CONTROL_RANGE = (99.0, 101.0)
+# P1's six orderings of Table 1 (pooled % of baseline): (claim id, lower, higher).
 ORDERINGS = (
-    ("remove-first-pe-breaks", "c remove first PE < b no query bias", "c", "b"),
-    ("swap-epe-breaks", "d swap EPE < i zero top-3 W_K", "d", "i"),
-    ("no-pe-breaks", "h no PE < g no MLP", "h", "g"),
-    ("query-bias-matters", "b no query bias < a baseline", "b", "a"),
-    ("mlp-matters", "g no MLP < a baseline", "g", "a"),
-    ("top-coords-matter", "i zero top-3 W_K < j zero random W_K", "i", "j"),
+    ("remove-first-pe-breaks", "c remove first PE", "b no query bias"),
+    ("swap-epe-breaks", "d swap EPE", "i zero top-3 W_K"),
+    ("no-pe-breaks", "h no PE", "g no MLP"),
+    ("query-bias-matters", "b no query bias", "a baseline"),
+    ("mlp-matters", "g no MLP", "a baseline"),
+    ("top-coords-matter", "i zero top-3 W_K", "j zero random W_K (ctrl)"),
 )
-CONTROLS = ("e", "f", "j")
+
+
+def _ordering_spec(claim_id: str, low: str, high: str) -> ClaimSpec:
+    return ClaimSpec(
+        claim_id,
+        f"P1 Table 1: {low} ({P1_PERCENT[low]:g}%) sinks less than {high} "
+        f"({P1_PERCENT[high]:g}%): pooled BOS attention (mid band, % of baseline) of "
+        f"'{low}' below that of '{high}'",
+        f"{SPEC} §1(d) Table 1; paper P1 Table 1",
+        Separated(low=(low,), high=(high,)),
+    )
+
+
+CLAIMS = check_specs(
+    [
+        ClaimSpec(
+            "sink-forms",
+            "P1 Table 1 (a): GPT-2 sinks on its first token in the middle band (BOS attention "
+            f"0.563; 0.539-0.599 per dataset); {SINK_READING}, for the baseline on every domain",
+            f"{SPEC} §1(d) Table 1 (a), {SINK_SOURCE}; paper P1 Table 1",
+            SINK_RULE,
+        ),
+        ClaimSpec(
+            "controls-intact",
+            "P1 Table 1: the controls (e swap PE, f nullify the BOS token embedding, j zero 3 "
+            "random W_K coordinates per layer) keep 99.0%, 99.7% and 100.1% of the baseline BOS "
+            "attention; bound from those numbers: each control's pooled BOS attention within "
+            "P1's largest deviation (1.0 percentage point) of the baseline, in "
+            f"[{CONTROL_RANGE[0]:g}, {CONTROL_RANGE[1]:g}]% of it",
+            f"{SPEC} §1(d) Table 1 (e, f, j); paper P1 Table 1",
+            AllOf({name: Between(*CONTROL_RANGE) for name in CONTROLS}),
+        ),
+        *(_ordering_spec(*ordering) for ordering in ORDERINGS),
+    ]
+)
 # Examples per compiled call on a real checkpoint (GPT-2 small: 25 x 40 x 50257 logits).
 CHECKPOINT_CHUNK = 25
-# The orderings the quick preset's model reproduced in development (the same 1,500-step run:
-# c 24-42% < b 118%, d 92-93% < i 117-128%, g 55-75% < a) are the toy's claims. That model
-# has no sink yet (baseline BOS attention 0.017-0.020 < the null 0.034), so they show what
-# drives its first-token attention, not P1's circuit. For a real GPT-2 checkpoint every P1
-# ordering is claimed.
-REPRODUCED = ("remove-first-pe-breaks", "swap-epe-breaks", "mlp-matters")
-
-
-def _short(name: str) -> str:
-    return name.split()[0]
 
 
 def checkpoint_inputs(
@@ -115,72 +152,65 @@ def checkpoint_inputs(
     return np.stack(inputs), np.stack(targets)
 
 
-def _claims(cfg: GPT2CircuitConfig, rows, null: float) -> tuple[list[Claim], dict]:
-    baseline = rows["a baseline"]["bos_mean"]  # (D,)
-    by_letter = {_short(name): row for name, row in rows.items()}
-    percent = {k: row["percent_of_baseline"] for k, row in by_letter.items()}
-    claims = [
-        claim_above(
-            "sink-forms",
-            "The toy grows a first-token sink: baseline BOS attention over the uniform-attention "
-            "null (P1 band, queries i >= T//2), weakest domain",
-            float(baseline.min() / null),
-            3.0,
-        )
+def pooled_percent(rows: dict) -> dict[str, float]:
+    """P1's "% of a" per intervention: 100 x its BOS attention pooled over the domains (equal
+    examples per domain, so the mean of the (D,) domain means) over the baseline's."""
+    baseline = float(rows[BASELINE]["bos_mean"].mean())
+    return {name: 100 * float(row["bos_mean"].mean()) / baseline for name, row in rows.items()}
+
+
+def measure(rows: dict) -> dict:
+    """Claim id -> measured value, from `table_rows` (per intervention, (D,) arrays)."""
+    percent = pooled_percent(rows)
+    return {
+        "sink-forms": rows[BASELINE]["bos_mean"],
+        "controls-intact": {name: percent[name] for name in CONTROLS},
+        **{claim_id: {low: percent[low], high: percent[high]} for claim_id, low, high in ORDERINGS},
+    }
+
+
+def observations(rows: dict, null: float) -> list[Observation]:
+    """What the run shows beyond P1's Table 1: per-domain rows, the null ratio, ΔCE."""
+    return [
+        Observation(
+            "baseline-over-uniform-null",
+            "baseline BOS attention over the uniform-attention null at the analysis length, "
+            "per domain (prose, code, math)",
+            rows[BASELINE]["bos_mean"] / null,
+        ),
+        Observation(
+            "percent-of-baseline-by-domain",
+            "BOS attention as % of the baseline, per intervention and domain (prose, code, "
+            "math); P1's claims are on the pooled values",
+            {name: row["percent_of_baseline"] for name, row in rows.items()},
+        ),
+        Observation(
+            "delta-ce",
+            "change in next-token cross-entropy (nats) under each intervention, per domain "
+            "(M13; not in P1's Table 1)",
+            {name: row["delta_ce"] for name, row in rows.items()},
+        ),
     ]
-    worst = {k: float(np.abs(percent[k] / 100 - 1).max()) for k in CONTROLS}
-    claims.append(
-        claim_below(
-            "controls-intact",
-            "P1's controls (e swap PE, f nullify the BOS token embedding, j zero 3 random W_K "
-            "coordinates per layer) leave the sink intact: largest |BOS attention / baseline - 1| "
-            "over the three controls and the domains",
-            max(worst.values()),
-            cfg.control_tolerance,
-        )
-    )
-    orderings = {}
-    for id_, statement, low, high in ORDERINGS:
-        held = bool((percent[low] < percent[high]).all())
-        orderings[id_] = {
-            "statement": statement,
-            "percent_low": percent[low],
-            "percent_high": percent[high],
-            "reproduced": held,
-        }
-    claimed = [o[0] for o in ORDERINGS] if cfg.checkpoint else REPRODUCED
-    for id_ in claimed:
-        o = orderings[id_]
-        claims.append(
-            claim_true(
-                id_,
-                f"P1 ordering {o['statement']} (% of baseline BOS attention, every domain)",
-                {"low": o["percent_low"].tolist(), "high": o["percent_high"].tolist()},
-                "low < high on every domain",
-                o["reproduced"],
-            )
-        )
-    return claims, orderings
 
 
 def _figure(cfg, rows, top, model, null: float, ctx: RunContext) -> str:
     fig, axes = plt.subplots(3, 1, figsize=(12, 12))
-    names = [_short(n) for n in sink_circuit.TABLE1]
+    names = [name.split()[0] for name in sink_circuit.TABLE1]
     plotting.bar_chart(
         axes[0],
         names,
         {d: [rows[n]["percent_of_baseline"][i] for n in rows] for i, d in enumerate(TEXT_DOMAINS)},
         errors={
-            d: [100 * rows[n]["bos_se"][i] / rows["a baseline"]["bos_mean"][i] for n in rows]
+            d: [100 * rows[n]["bos_se"][i] / rows[BASELINE]["bos_mean"][i] for n in rows]
             for i, d in enumerate(TEXT_DOMAINS)
         },
-        hlines={"uniform null": 100 * null / float(rows["a baseline"]["bos_mean"].mean())},
+        hlines={"uniform null": 100 * null / float(rows[BASELINE]["bos_mean"].mean())},
         ylabel="BOS attention, % of baseline",
         fmt="%.0f",
     )
     axes[0].set_title(
         "P1 Table 1 on the toy: " + ", ".join(sink_circuit.TABLE1) + "\n"
-        f"baseline BOS attention {rows['a baseline']['bos_mean'].round(3).tolist()} "
+        f"baseline BOS attention {rows[BASELINE]['bos_mean'].round(3).tolist()} "
         f"(prose, code, math), T = {cfg.analysis_len}",
         fontsize=8,
     )
@@ -222,19 +252,19 @@ def run(cfg: GPT2CircuitConfig, ctx: RunContext) -> Outcome:
     scores = domain_scores(model, inputs, targets, interventions, chunk)
     rows = table_rows(scores)
     null = float(sinks.uniform_bos_attention(cfg.analysis_len))
-    claims, orderings = _claims(cfg, rows, null)
+    claims = judge(CLAIMS, measure(rows))
     figure = _figure(cfg, rows, top, model, null, ctx)
     summary = {
         "domains": TEXT_DOMAINS,
         "table1": rows,
+        "pooled_percent_of_baseline": pooled_percent(rows),
         "uniform_null": null,
-        "orderings": orderings,
         "top_key_coordinates": top,
         "random_key_coordinates": random,
         **extra,
     }
     seeds = [] if cfg.checkpoint else list(cfg.seeds)
-    return Outcome(claims, [figure], seeds, summary)
+    return Outcome(claims, [figure], seeds, summary, observations(rows, null))
 
 
 EXPERIMENT = Experiment(
@@ -242,4 +272,5 @@ EXPERIMENT = Experiment(
     title="P1's GPT-2 sink circuit on a trained GPT-2-style toy: Table 1 interventions by domain",
     presets=PRESETS,
     run=run,
+    claims=CLAIMS,
 )

@@ -2,12 +2,13 @@
 
 Per layer, on a fixed prompt (the first evaluation sequence, its first `prompt_len` tokens):
 the attention map, the value norms ||W_O v|| and the residual norms ||Res|| at the block output,
-as one figure. The claims are measured on the whole evaluation batch. The quick preset is the
-3xTF run of `residual-peaks` and `optimizer-ablation` (d = N = 64, AdamW 3e-3, 3000 steps). In
-our CPU runs a layer >= 1 becomes a sink layer with a small value of <s> (which layer depends on
-the run); ||Res_<s>|| at the layer-0 output grows under Adam to several times the other tokens'
-(3.6x at quick, the paper's peak is larger), is smaller at layer 1 (1.6x) and matches the
-other tokens' at the last layer.
+as one figure. The quick preset is the 3xTF run of `residual-peaks` and `optimizer-ablation`
+(d = N = 64, AdamW 3e-3, 3000 steps).
+
+The claims are E9's words, measured on the whole evaluation batch: <s> has a huge residual norm
+at the outputs of layers 0 and 1 and matches the other tokens at the last layer's. What E9 does
+not state (which layer >= 1 sinks, how small its value of <s> is, whether the task is learned,
+how ||Res_<s>|| grows) is recorded as observations.
 """
 
 import dataclasses
@@ -20,15 +21,8 @@ from flax import nnx
 
 from sinkjax import plotting
 
-from .bb_common import (
-    CI_RUN,
-    BBRunConfig,
-    TrainedBB,
-    run_settings,
-    task_learned_claims,
-    train_bb,
-)
-from .claims import Claim, claim_above, claim_below, claim_true
+from .bb_common import CI_RUN, BBRunConfig, TrainedBB, run_settings, task_learned_measured, train_bb
+from .claims import AllOf, AtLeast, Between, ClaimSpec, Observation, check_specs, judge
 from .registry import Experiment, Outcome, RunContext
 from .residual_peaks import PRESETS as SWEEP_PRESETS
 
@@ -57,12 +51,46 @@ def _from(base: BBRunConfig, **changes) -> LayerwiseConfig:
     return LayerwiseConfig(**{**run_settings(base), "n_layers": 3, **changes})
 
 
+# E9's "matches the other tokens" read as within a factor 2 either way; its "huge residual norm"
+# as at least 3x ("several times") the other tokens'. "The other tokens" are the median over
+# every sequence and position n >= 1.
+MATCH_FACTOR = 2.0
+HUGE_FACTOR = 3.0
+AD = "active_dormant.md"
+CLAIMS = check_specs(
+    [
+        ClaimSpec(
+            "residual-huge-layers-0-1",
+            "E9: '<s> has a huge residual norm at layers 0-1': at the outputs of layers 0 and 1, "
+            "the mean ||Res_<s>|| over the median ||Res|| of the other positions at least "
+            f"{HUGE_FACTOR:g} ('huge' read as at least {HUGE_FACTOR:g}x, several times the "
+            "other tokens'), every seed",
+            f"{AD} E9 and C (||Res_<s>|| at the block output); paper Figs. 11-13",
+            AllOf({f"layer {layer}": AtLeast(HUGE_FACTOR) for layer in (0, 1)}),
+        ),
+        ClaimSpec(
+            "residual-matches-last-layer",
+            "E9: <s> 'matches the other tokens at the last layer': at the last layer's output, "
+            "the mean ||Res_<s>|| over the median ||Res|| of the other positions in "
+            f"[1/{MATCH_FACTOR:g}, {MATCH_FACTOR:g}] ('matches' read as within a factor "
+            f"{MATCH_FACTOR:g} either way), every seed",
+            f"{AD} E9 and C (||Res_<s>|| at the block output); paper Figs. 11-13",
+            Between(1 / MATCH_FACTOR, MATCH_FACTOR),
+        ),
+    ]
+)
+
 PRESETS = {
     "ci": _from(CI_RUN, prompt_len=24),
     # The 3xTF quick run of residual-peaks (QUICK_RUN's d = N = 128 3xTF takes ~8 CPU minutes).
     "quick": _from(SWEEP_PRESETS["quick"]),
     "paper": LayerwiseConfig(steps=10_000, chunk_size=1000),
 }
+
+
+def first_over_others(norms: jax.Array) -> jax.Array:
+    """(B, N) norms -> (): the mean over the batch at position 0 over the median of n >= 1."""
+    return norms[:, 0].mean() / jnp.median(norms[:, 1:])
 
 
 def layer_profiles(bb: TrainedBB) -> dict[str, np.ndarray]:
@@ -76,16 +104,20 @@ def layer_profiles(bb: TrainedBB) -> dict[str, np.ndarray]:
     """
     inputs = bb.eval_batch.inputs
 
-    def ratio(norms):  # (B, N) -> (): position 0 against the median of positions n >= 1
-        return norms[:, 0].mean() / jnp.median(norms[:, 1:])
-
     @jax.jit
     @jax.vmap
     def profile(params):
         _, trace = nnx.merge(bb.graphdef, params)(inputs, trace=True)
-        resid = [ratio(jnp.linalg.norm(lt.resid_post, axis=-1)) for lt in trace.layers]
-        value = [ratio(jnp.linalg.norm(lt.attn.value_out[:, :, 0], axis=-1)) for lt in trace.layers]
-        return jnp.stack(resid), jnp.stack(value), ratio(jnp.linalg.norm(trace.embed, axis=-1))
+        resid = [first_over_others(jnp.linalg.norm(lt.resid_post, axis=-1)) for lt in trace.layers]
+        value = [
+            first_over_others(jnp.linalg.norm(lt.attn.value_out[:, :, 0], axis=-1))
+            for lt in trace.layers
+        ]
+        return (
+            jnp.stack(resid),
+            jnp.stack(value),
+            first_over_others(jnp.linalg.norm(trace.embed, axis=-1)),
+        )
 
     resid, value, embed = profile(bb.result.params)
     steps = bb.result.eval_steps
@@ -152,50 +184,42 @@ def sink_layers(bb: TrainedBB) -> np.ndarray:
     return 1 + np.argmax(bb.final_metric("attn_sink_later")[:, 1:, 0], axis=1)
 
 
-def _claims(bb: TrainedBB, profiles: dict[str, np.ndarray], sink: np.ndarray) -> list[Claim]:
+def observations(
+    bb: TrainedBB, profiles: dict[str, np.ndarray], sink: np.ndarray
+) -> list[Observation]:
+    """What the 3xTF run shows beyond E9's words; `sink` is `sink_layers(bb)`."""
     seeds = np.arange(len(sink))
-    attn = bb.final_metric("attn_sink_later")[seeds, sink, 0]  # (S,)
-    resid, value = profiles["resid_ratio"], profiles["value_ratio"]
-    growth = profiles["resid0_growth"]
-    last = resid[:, -1]
+    learned = task_learned_measured(bb, "3xtf")
     return [
-        *task_learned_claims(bb, "3xtf", "E9: 3xTF"),
-        claim_above(
+        *(
+            Observation(
+                name,
+                f"Final {name.removeprefix('3xtf-')} excess risk of 3xTF (nats, per seed)",
+                value,
+            )
+            for name, value in learned.items()
+        ),
+        Observation(
+            "sink-layer",
+            "Per seed, the layer >= 1 whose non-trigger queries n >= 1 attend most to <s>",
+            sink,
+        ),
+        Observation(
             "sink-layer-attends-to-bos",
-            f"E9: a layer >= 1 (layer {sink.tolist()} per seed) is dormant on <s>: its non-trigger "
-            "queries n >= 1 attend to <s> (final Attn_<s>, weakest seed)",
-            float(attn.min()),
-            0.6,
+            "Final Attn_<s> over non-trigger queries n >= 1 in that sink layer, per seed",
+            bb.final_metric("attn_sink_later")[seeds, sink, 0],
         ),
-        claim_below(
+        Observation(
             "bos-value-small-in-sink-layer",
-            "E9: in that sink layer ||W_O v_<s>|| is small: over the median other position's "
-            "(worst seed)",
-            float(value[seeds, sink].max()),
-            0.5,
+            "In that sink layer, ||W_O v_<s>|| over the median ||W_O v|| of the other positions, "
+            "per seed",
+            profiles["value_ratio"][seeds, sink],
         ),
-        claim_above(
-            "residual-above-tokens-layer0",
-            "E9: <s> has a residual peak at the layer-0 output: ||Res_<s>|| over the median "
-            "other token's (weakest seed)",
-            float(resid[:, 0].min()),
-            2.0,
-        ),
-        claim_above(
+        Observation(
             "residual-layer0-grows",
-            "E8/E9: ||Res_<s>|| at the layer-0 output keeps growing under Adam: final over its "
-            "value at 10% of training (weakest seed)",
-            float(growth.min()),
-            1.1,
-        ),
-        claim_true(
-            "residual-matches-last-layer",
-            "E9: at the last layer's output ||Res_<s>|| matches the other tokens' (ratio to the "
-            "median other token's within [0.5, 2], every seed)",
-            last.tolist(),
-            "in [0.5, 2]",
-            bool(np.all((last >= 0.5) & (last <= 2.0))),
-            "[0.5, 2]",
+            "||Res_<s>|| at the layer-0 output at the end of training over its value at 10% of "
+            "training, per seed (E8's growth under Adam is claimed by optimizer-ablation)",
+            profiles["resid0_growth"],
         ),
     ]
 
@@ -219,7 +243,18 @@ def run(cfg: LayerwiseConfig, ctx: RunContext) -> Outcome:
         "prompt_value_norm": maps["value_norm"],
         "train_wall_time_s": bb.result.wall_time,
     }
-    return Outcome(_claims(bb, profiles, sink), [_figure(bb, maps, ctx)], list(cfg.seeds), summary)
+    resid = profiles["resid_ratio"]  # (S, L)
+    measured = {
+        "residual-huge-layers-0-1": {f"layer {layer}": resid[:, layer] for layer in (0, 1)},
+        "residual-matches-last-layer": resid[:, -1],
+    }
+    return Outcome(
+        judge(CLAIMS, measured),
+        [_figure(bb, maps, ctx)],
+        list(cfg.seeds),
+        summary,
+        observations(bb, profiles, sink),
+    )
 
 
 EXPERIMENT = Experiment(
@@ -228,4 +263,5 @@ EXPERIMENT = Experiment(
     "Figs. 11-13)",
     presets=PRESETS,
     run=run,
+    claims=CLAIMS,
 )

@@ -136,7 +136,7 @@ class Experiment:
     title: str
     presets: Mapping[str, Any]
     run: Callable[[Any, RunContext], Outcome]
-    claims: tuple[ClaimSpec, ...] = ()
+    claims: tuple[ClaimSpec, ...]
 
 
 def _registry() -> dict[str, Experiment]:

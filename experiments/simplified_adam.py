@@ -1,13 +1,16 @@
 """E10 (Figs. 14/15): the official code's simplified model (spec D.5) trained with AdamW.
 
 The D.5 model (learned sink logits alpha, values W_O beta, learned MLP; AdamW lr 0.03) is
-trained on Bigram-Backcopy beside the 1-layer transformer. One figure overlays, on log-x axes,
-its sink logit (mean alpha over non-trigger types), the transformer's logit_<s> and the mean
-alpha of the Theorem 3 (i) alpha-flow (beta = 0) of the BB-derived spec D.1 instance. The flow
-is drawn against its own time t (a top axis, t in [1, 1e8]): at the nominal t = step x eta
-(at most 300) it has not yet left alpha = 0, and under Adam that time map has no meaning.
-The claim: the D.5 logit grows about logarithmically, measured by a least-squares fit of the
-logit against ln(step) over the late window [fit_start x steps, steps].
+trained on Bigram-Backcopy beside the 1-layer transformer. The paper: "the curves resemble 1L,
+and the logit grows ~ logarithmically". The resemblance is judged with bb-dynamics' readings of
+the same 1-layer statements (E1, E4) applied to the D.5 model; the logarithmic growth by a
+least-squares fit of the D.5 sink logit on ln(step) over E4's window [1k, 10k].
+
+One figure overlays, on log-x axes, the D.5 sink logit (mean alpha over non-trigger types, the
+spec C logit_<s> of this model), the transformer's logit_<s> and the mean alpha of the Theorem 3
+(i) alpha-flow (beta = 0) of the BB-derived spec D.1 instance, drawn against its own time t (a
+top axis, t in [1, 1e8]): at the nominal t = step x eta (at most 300) it has not yet left
+alpha = 0, and under Adam that time map has no meaning.
 """
 
 import dataclasses
@@ -17,15 +20,19 @@ import numpy as np
 
 import theory
 from sinkjax import plotting
+from sinkjax.train import TrainResult
 
-from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, load_task, train_bb
-from .claims import Claim, claim_above
+from . import bb_dynamics
+from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, load_task, task_learned_specs, train_bb
+from .claims import ClaimSpec, Observation, check_specs, judge
 from .registry import Experiment, Outcome, RunContext
 from .theorem3 import Theorem3Config, alpha_law, bb_problem, train_code_model
 
 D5, ONE_LAYER = "D.5 model (AdamW)", "1-layer transformer"
 # Final time of the alpha-flow that is drawn (its slope is fit on the last decade).
 FLOW_HORIZON = 1e8
+# E4's window for the 1-layer logit_<s>, which E10 says the D.5 curves resemble.
+LOG_FIT_WINDOW = bb_dynamics.LOG_FIT_WINDOW
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +50,6 @@ class SimplifiedAdamConfig:
     transformer: BBRunConfig = BBRunConfig()
     # Context length n of the BB-derived D.1 instance of the flow (W_k ~ n * unigram_k).
     bb_context_len: int = 16
-    # The log fit uses the evaluations at steps >= fit_start * steps.
-    fit_start: float = 0.1
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "seq_len", "eval_batch_size", "bb_context_len"):
@@ -52,8 +57,6 @@ class SimplifiedAdamConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
-        if not 0 < self.fit_start < 1:
-            raise ValueError(f"fit_start must lie in (0, 1), got {self.fit_start}")
 
     def code_model_config(self) -> Theorem3Config:
         """The theorem3 config whose code-model fields are this D.5 run (for `train_code_model`)."""
@@ -78,34 +81,62 @@ PRESETS = {
     "paper": SimplifiedAdamConfig(),
 }
 
-
-@dataclasses.dataclass(frozen=True)
-class LogFit:
-    """Least squares y = slope * ln(step) + intercept over a window of evaluation steps.
-
-    Attributes:
-        slope: dy / d ln(step).
-        intercept: y at step 1.
-        r2: coefficient of determination of the fit.
-        steps: (W,) the steps in the window.
-    """
-
-    slope: float
-    intercept: float
-    r2: float
-    steps: np.ndarray
+AD = "active_dormant.md"
+_ONE_LAYER_SPECS = {spec.id: spec for spec in bb_dynamics.CLAIMS}
 
 
-def log_fit(steps: np.ndarray, curve: np.ndarray, start: float) -> LogFit:
-    """Fit `curve` (E,) against ln(`steps`) (E,) over the steps >= `start` (> 0)."""
-    window = steps >= start
-    if window.sum() < 3:
-        raise ValueError(f"the fit window from step {start:g} holds fewer than 3 evaluations")
-    x, y = np.log(steps[window]), curve[window]
+def _as_in_one_layer(spec_id: str, reading: str) -> ClaimSpec:
+    """bb-dynamics' claim `spec_id` (same rule), judged on the D.5 model as `d5-<spec_id>`."""
+    spec = _ONE_LAYER_SPECS[spec_id]
+    return dataclasses.replace(
+        spec,
+        id=f"d5-{spec_id}",
+        statement=f"E10: the D.5 curves 'resemble 1L', judged with bb-dynamics' reading on the "
+        f"D.5 model ({reading}): {spec.statement}",
+        source=f"{AD} E10; paper Figs. 14/15; the 1-layer reading: {spec.source}",
+    )
+
+
+CLAIMS = check_specs(
+    [
+        *task_learned_specs(
+            "d5",
+            "E10: the D.5 model under AdamW (lr 0.03), like the 1-layer model,",
+            f"{AD} E10 and D.5 (at 10k steps backcopy CE 2.1e-7, bigram CE Bayes + 0.01); "
+            "paper Figs. 14/15",
+        ),
+        _as_in_one_layer("attention-sink", "Attn_<s> of its non-trigger queries"),
+        ClaimSpec(
+            "d5-logit-log-linear",
+            "E10: 'the logit grows ~ logarithmically' (Fig. 15b, log-x): least squares of the "
+            "D.5 sink logit (mean alpha over non-trigger token types, the spec C logit_<s> of "
+            f"this model) on ln(step) over the evaluations in [{LOG_FIT_WINDOW[0]:,}, "
+            f"{LOG_FIT_WINDOW[1]:,}] (E4's window for the 1-layer model it resembles), with "
+            "bb-dynamics' bound: R^2 >= 0.9 and a positive slope",
+            f"{AD} E10 and E4 (window 1k-10k); paper Fig. 15b",
+            _ONE_LAYER_SPECS["sink-logit-log-linear"].rule,
+        ),
+        _as_in_one_layer("value-norm-rises-then-falls", "||W_O beta|| for ||W_O v_<s>||"),
+    ]
+)
+
+
+def log_fit(
+    steps: np.ndarray, curve: np.ndarray, window: tuple[float, float]
+) -> dict[str, float] | None:
+    """Least squares of `curve` (E,) on ln(`steps`) (E,) over the steps in `window` (>= 1):
+    `slope` (per e-fold of steps), `intercept` (the value at step 1), `r2`, and the window's
+    first and last step; None when the window holds fewer than 3 evaluations."""
+    inside = (steps >= window[0]) & (steps <= window[1])
+    if inside.sum() < 3:
+        return None
+    x, y = np.log(steps[inside]), curve[inside]
     slope, intercept = np.polyfit(x, y, 1)
     residual = y - (slope * x + intercept)
     r2 = 1 - np.sum(residual**2) / np.sum((y - y.mean()) ** 2)
-    return LogFit(float(slope), float(intercept), float(r2), steps[window])
+    first, last = steps[inside][[0, -1]]
+    fit = {"slope": slope, "intercept": intercept, "r2": r2, "first": first, "last": last}
+    return {k: float(v) for k, v in fit.items()}
 
 
 def flow_logit(problem: theory.SimplifiedProblem, horizon: float) -> tuple[np.ndarray, np.ndarray]:
@@ -116,52 +147,62 @@ def flow_logit(problem: theory.SimplifiedProblem, horizon: float) -> tuple[np.nd
     return flow.ts, flow.alpha[:, problem.pi > 0].mean(axis=1)
 
 
-def _claims(cfg: SimplifiedAdamConfig, d5: LogFit, one_layer: LogFit) -> list[Claim]:
-    window = f"steps [{cfg.fit_start:g} x steps, steps]"
-    return [
-        claim_above(
-            "d5-logit-log-fit",
-            f"E10: the D.5 sink logit (mean alpha over non-trigger types) is about linear in "
-            f"ln(step): R^2 of the least-squares fit over {window} (slope "
-            f"{d5.slope:.3f} per e-fold)",
-            d5.r2,
-            0.9,
-        ),
-        claim_above(
-            "d5-logit-log-slope",
-            f"E10: the D.5 sink logit keeps growing: fitted d logit / d ln(step) over {window}",
-            d5.slope,
-            0.0,
-        ),
-        claim_above(
-            "1l-logit-log-slope",
-            f"E10: as in the 1-layer transformer, whose logit_<s> also grows: fitted d logit / "
-            f"d ln(step) over its own {window} (R^2 {one_layer.r2:.3f})",
-            one_layer.slope,
-            0.0,
-        ),
-    ]
+def _rises_then_falls(steps: np.ndarray, value: np.ndarray) -> dict[str, float]:
+    """bb-dynamics' measurement of 'rises briefly, then decreases' on one curve (E,)."""
+    peak = int(value.argmax())
+    midpoint = int(np.argmin(np.abs(steps - steps[-1] / 2)))
+    return {
+        "peak_at_fraction_of_training": steps[peak] / steps[-1],
+        "midpoint_over_peak": value[midpoint] / value[peak],
+        "end_over_midpoint": value[-1] / value[midpoint],
+    }
 
 
-def _figure(fits: dict[str, LogFit], curves: dict, flow: tuple, ctx: RunContext) -> str:
+def measure(code: TrainResult) -> tuple[dict, dict]:
+    """(claim id -> measured value, claim id -> why it has no data) of the D.5 run (seed 42)."""
+    steps = code.eval_steps
+    m = {k: v[0] for k, v in code.metrics.items()}
+    inside = (steps >= LOG_FIT_WINDOW[0]) & (steps <= LOG_FIT_WINDOW[1])
+    measured = {
+        "d5-backcopy": [m["backcopy_excess"][-1]],
+        "d5-bigram": [m["bigram_excess"][-1]],
+        "d5-attention-sink": [m["attn_sink"][-1]],
+        "d5-value-norm-rises-then-falls": _rises_then_falls(steps, m["wo_beta_norm"]),
+    }
+    skipped = {}
+    if inside.sum() < 3:  # only at `ci`, whose run is far shorter than 1k steps
+        skipped["d5-logit-log-linear"] = "fewer than 3 evaluations in steps 1k-10k"
+    else:
+        measured["d5-logit-log-linear"] = {
+            "x": np.log(steps[inside]),
+            "y": m["alpha_mean"][inside],
+        }
+    return measured, skipped
+
+
+def _figure(fits: dict, curves: dict, flow: tuple, ctx: RunContext) -> str:
     """(a) the sink logits against step, the flow against its own time t (top axis), with the
     log fits dashed; (b) Attn_<s> and the value norm of <s> / its max, D.5 against 1-layer.
 
-    `curves` maps a model name to (steps (E,), logit (E,), attn_sink (E,), value norm (E,)).
+    `curves` maps a model name to (steps (E,), logit (E,), attn_sink (E,), value norm (E,));
+    `fits` maps it to its `log_fit` (or None).
     """
     fig, axes = plt.subplots(1, 2, figsize=(15, 5))
     for name, (steps, logit, attn, value) in curves.items():
         x = np.maximum(steps, 1)
         (line,) = axes[0].plot(x, logit, label=f"{name}: logit", lw=1.5)
         fit = fits[name]
-        axes[0].plot(
-            fit.steps,
-            fit.slope * np.log(fit.steps) + fit.intercept,
-            "--",
-            color=line.get_color(),
-            lw=1,
-            label=f"fit {fit.slope:.2f} ln(step) + {fit.intercept:.2f}, R^2 {fit.r2:.3f}",
-        )
+        if fit is not None:
+            fit_steps = np.geomspace(fit["first"], fit["last"], 20)
+            axes[0].plot(
+                fit_steps,
+                fit["slope"] * np.log(fit_steps) + fit["intercept"],
+                "--",
+                color=line.get_color(),
+                lw=1,
+                label=f"fit {fit['slope']:.2f} ln(step) + {fit['intercept']:.2f}, "
+                f"R^2 {fit['r2']:.3f}",
+            )
         axes[1].plot(x, attn, color=line.get_color(), label=f"{name}: Attn_<s>")
         axes[1].plot(
             x,
@@ -203,26 +244,35 @@ def run(cfg: SimplifiedAdamConfig, ctx: RunContext) -> Outcome:
             tf["value_norm_sink"],
         ),
     }
-    fits = {
-        D5: log_fit(code.eval_steps, d5["alpha_mean"], cfg.fit_start * cfg.steps),
-        ONE_LAYER: log_fit(
-            transformer.result.eval_steps, tf["sink_logit"], cfg.fit_start * cfg.transformer.steps
-        ),
-    }
+    fits = {name: log_fit(c[0], c[1], LOG_FIT_WINDOW) for name, c in curves.items()}
     problem = bb_problem(task, cfg.bb_context_len)
     flow = flow_logit(problem, FLOW_HORIZON)
-    flow_fit = log_fit(*flow, FLOW_HORIZON / 10)
+    flow_fit = log_fit(*flow, (FLOW_HORIZON / 10, FLOW_HORIZON))
     nominal_end = cfg.steps * cfg.learning_rate
-    summary = {
-        "fits": {
-            name: {"slope": f.slope, "intercept": f.intercept, "r2": f.r2, "window": f.steps}
-            for name, f in fits.items()
-        },
-        "flow_log_slope_last_decade": flow_fit.slope,
-        "flow_mean_alpha_at_horizon": float(flow[1][-1]),
-        "flow_mean_alpha_at_steps_x_eta": float(
-            np.interp(np.log(nominal_end), np.log(flow[0]), flow[1])
+    observations = [
+        Observation(
+            "1l-logit-log-fit",
+            f"the 1-layer transformer's logit_<s> fit on ln(step) over the same window "
+            f"[{LOG_FIT_WINDOW[0]:,}, {LOG_FIT_WINDOW[1]:,}] (slope, intercept, R^2; judged in "
+            "bb-dynamics), seed 0",
+            fits[ONE_LAYER] or "fewer than 3 evaluations in the window",
         ),
+        Observation(
+            "flow-log-slope-last-decade",
+            "d mean(alpha) / d ln t of the Theorem 3 (i) alpha-flow on the BB-derived D.1 "
+            "instance over t in [1e7, 1e8] (theory: 1/2)",
+            flow_fit["slope"],
+        ),
+        Observation(
+            "flow-mean-alpha-at-steps-x-eta",
+            "the flow's mean alpha at the nominal time t = steps x lr of the D.5 run",
+            np.interp(np.log(nominal_end), np.log(flow[0]), flow[1]),
+        ),
+    ]
+    measured, skipped = measure(code)
+    summary = {
+        "fits": fits,
+        "flow_mean_alpha_at_horizon": float(flow[1][-1]),
         "d5_eval_steps": code.eval_steps,
         "d5_logit": d5["alpha_mean"],
         "d5_final": {k: float(v[-1]) for k, v in d5.items()},
@@ -233,10 +283,11 @@ def run(cfg: SimplifiedAdamConfig, ctx: RunContext) -> Outcome:
     figures = [_figure(fits, curves, flow, ctx)]
     # The D.5 run uses train's default seed, 42.
     return Outcome(
-        _claims(cfg, fits[D5], fits[ONE_LAYER]),
+        judge(CLAIMS, measured, skipped),
         figures,
         sorted({42, *cfg.transformer.seeds}),
         summary,
+        observations,
     )
 
 
@@ -246,4 +297,5 @@ EXPERIMENT = Experiment(
     "the 1-layer transformer and the Theorem 3 flow (E10, Figs. 14/15)",
     presets=PRESETS,
     run=run,
+    claims=CLAIMS,
 )

@@ -4,17 +4,15 @@ P2 proposes the P0 sink circuit as a pre-training convergence signal: in its tra
 emerges early and, over training, concentrates into the first two layers. We test that on the
 GPT-2-style toy of `gpt2-circuit` (the same run at every preset): at each evaluation
 checkpoint `text_lm_metrics` has recorded, per layer, the sink rate (M3), P1's BOS attention
-(M4), the massive-activation ratio rho^l (M11), Δ-dominance (M6), and the P0 signals of M12
-(attention-output norm ratio, linear-probe AUC). For each we find the onset step (M15: first
-checkpoint at half of the min-max normalised final value) and set it against the step where
-the loss has converged.
+(M4, also over the spec's layer band), the massive-activation ratio rho^l (M11), Δ-dominance
+(M6), and the P0 signals of M12 (attention-output norm ratio, linear-probe AUC). For each we
+find the onset step (M15: first checkpoint at half of the min-max normalised final value) and
+set it against the step where the loss has converged.
 
-The claims are P2's predictions, tested rather than assumed: the sink forms, its onset comes
-before the loss converges, and a massive position-0 state is written within the first two
-blocks.
+The claims are P2's predictions, read on the spec's band as in `gpt2-circuit`: the sink forms,
+and its onset comes before the loss converges. The strongest-sink layer and the position-0
+norm ratio of the first two blocks are observations (the spec gives no number for them).
 """
-
-import dataclasses
 
 import jax
 import matplotlib.pyplot as plt
@@ -23,52 +21,47 @@ import numpy as np
 from sinkjax import plotting, sinks
 from sinkjax.tasks.text import TEXT_DOMAINS
 
-from .claims import Claim, claim_above, claim_true
+from .claims import AllOf, AtMost, ClaimSpec, Observation, check_specs, judge
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
     QUICK_TEXT_RUN,
+    SINK_READING,
+    SINK_RULE,
+    SINK_SOURCE,
+    SPEC,
     TextRunConfig,
-    text_run_settings,
     train_text_lm,
 )
 
+PRESETS = {"ci": CI_TEXT_RUN, "quick": QUICK_TEXT_RUN, "paper": TextRunConfig()}
 
-@dataclasses.dataclass(frozen=True)
-class SinkDynamicsConfig(TextRunConfig):
-    """The run (the base fields) and how its curves are read."""
-
-    # The loss has converged at the first checkpoint where its excess over the final value is
-    # at most this fraction of the total drop (mean cross-entropy over the domains).
-    converged_fraction: float = 0.1
-    # A layer sinks when its BOS attention (M4, mean over heads) exceeds this many times the
-    # uniform-attention null (as in gpt2-circuit).
-    sink_factor: float = 3.0
-    # P2's "first two layers", and the rho^l a massive position-0 state must reach there.
-    early_layers: int = 2
-    massive_rho: float = 2.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        if not 0 < self.converged_fraction < 1:
-            raise ValueError(
-                f"converged_fraction must lie in (0, 1), got {self.converged_fraction}"
-            )
-        if not 1 <= self.early_layers <= self.n_layers:
-            raise ValueError(f"early_layers must lie in [1, n_layers], got {self.early_layers}")
-        if self.sink_factor <= 1 or self.massive_rho <= 1:
-            raise ValueError("sink_factor and massive_rho must be > 1 (1 is the null)")
-
-
-def _from(run: TextRunConfig) -> SinkDynamicsConfig:
-    return SinkDynamicsConfig(**text_run_settings(run))
-
-
-PRESETS = {
-    "ci": _from(CI_TEXT_RUN),
-    "quick": _from(QUICK_TEXT_RUN),
-    "paper": _from(TextRunConfig()),
-}
+# The loss has converged at the first checkpoint where its excess over the final value is at
+# most this fraction of the total drop (mean cross-entropy over the domains).
+CONVERGED_FRACTION = 0.1
+# P2's "first two layers" (the rho^l observation).
+EARLY_LAYERS = 2
+CLAIMS = check_specs(
+    [
+        ClaimSpec(
+            "sink-forms",
+            f"The toy sinks on its first token at the end of training; {SINK_READING}, at the "
+            "last checkpoint on the held-out evaluation batch, every seed",
+            f"{SPEC} §2(b) training trace, §5 (toy), {SINK_SOURCE}; paper P2 (v1) training trace",
+            SINK_RULE,
+        ),
+        ClaimSpec(
+            "sink-early",
+            "P2: the circuit 'emerges early' and is proposed as a pre-training-convergence "
+            "signal: the sink forms (as in sink-forms) and the M15 half-way onset of the band's "
+            "BOS attention comes no later than the loss convergence step (first checkpoint "
+            f"within {CONVERGED_FRACTION:g} of the total drop of the mean held-out "
+            "cross-entropy from its final value), every seed",
+            f"{SPEC} §2(b) training trace, M15, {SINK_SOURCE}; paper P2 (v1) training trace",
+            AllOf({"band_bos_attention": SINK_RULE, "onset_minus_convergence_step": AtMost(0)}),
+        ),
+    ]
+)
 
 
 def layer_signals(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -102,40 +95,48 @@ def convergence_step(steps: np.ndarray, loss: np.ndarray, fraction: float) -> in
     return int(steps[np.argmax(excess <= fraction * (loss[0] - loss[-1]))])
 
 
-def _claims(cfg, signals, onset, converged, null) -> list[Claim]:
-    bos = signals["BOS attention (M4)"]
-    sink_layer = int(np.argmax(bos[-1]))
-    rho = signals["rho (M11)"][-1]
-    sink_onset = float(onset["BOS attention (M4)"][sink_layer])
-    ratio = float(bos[-1, sink_layer] / null)
+def measure(steps: np.ndarray, metrics: dict[str, np.ndarray]) -> dict:
+    """Claim id -> measured value, per seed, from `text_lm_metrics` histories (S, E, ...)."""
+    band = metrics["bos_attention_band"]  # (S, E)
+    band_onset = np.asarray(jax.vmap(sinks.onset, in_axes=(None, 0))(steps, band).half_step)
+    converged = np.array(
+        [convergence_step(steps, ce.mean(-1), CONVERGED_FRACTION) for ce in metrics["ce"]]
+    )
+    return {
+        "sink-forms": band[:, -1],
+        "sink-early": {
+            "band_bos_attention": band[:, -1],
+            "onset_minus_convergence_step": band_onset - converged,
+        },
+    }
+
+
+def observations(signals: dict[str, np.ndarray], null: float) -> list[Observation]:
+    """The strongest-sink layer and the early blocks' rho^l, from the seed-mean curves."""
+    bos = signals["BOS attention (M4)"][-1]  # (L,)
+    strongest = int(np.argmax(bos))
     return [
-        claim_above(
-            "sink-forms",
-            f"A first-token sink forms: final BOS attention of the strongest layer (layer "
-            f"{sink_layer}) over the uniform-attention null at T = {cfg.seq_len}",
-            ratio,
-            cfg.sink_factor,
+        Observation(
+            "strongest-sink-layer",
+            "the layer with the largest final BOS attention (M4, mean over heads), its value "
+            "and its ratio to the uniform null at the training length",
+            {
+                "layer": strongest,
+                "bos_attention": bos[strongest],
+                "over_null": bos[strongest] / null,
+            },
         ),
-        claim_true(
-            "sink-early",
-            "P2: the sink emerges early: the onset (M15, half-way) of the strongest layer's BOS "
-            "attention comes no later than the loss convergence step (only a formed sink has "
-            "an onset: it needs sink-forms)",
-            {"sink_onset": sink_onset, "loss_converged": converged, "sink_over_null": ratio},
-            f"sink_onset <= loss_converged and sink_over_null > {cfg.sink_factor:g}",
-            bool(ratio > cfg.sink_factor and sink_onset <= converged),
-        ),
-        claim_above(
+        Observation(
             "massive-p0-early",
-            f"P2: the circuit concentrates in the first {cfg.early_layers} layers: the largest "
-            f"final rho^l = ||h_0|| / mean ||h_t|| over layers < {cfg.early_layers}",
-            float(rho[: cfg.early_layers].max()),
-            cfg.massive_rho,
+            f"largest final rho^l = ||h_0|| / mean_t>0 ||h_t|| over the first {EARLY_LAYERS} "
+            "blocks (P2's high-norm position-0 state; the spec gives no number for it)",
+            signals["rho (M11)"][-1, :EARLY_LAYERS].max(),
         ),
     ]
 
 
-def _figure(steps, signals, ce, onset, converged, null, ctx: RunContext) -> str:
+def _figure(steps, signals, metrics, onset, converged, null, ctx: RunContext) -> str:
+    ce = metrics["ce"]
     fig, axes = plt.subplots(2, 4, figsize=(20, 8.5))
     axes = axes.ravel()
     plotting.curves_panel(
@@ -153,7 +154,9 @@ def _figure(steps, signals, ce, onset, converged, null, ctx: RunContext) -> str:
             if np.isfinite(step):
                 ax.axvline(max(step, 1), color=f"C{l}", ls=":", lw=1)
         ax.axvline(max(converged, 1), ls="--", color="gray", lw=1)
+    axes[1].plot(steps, metrics["bos_attention_band"], "k--", lw=1.5, label="band (M4)")
     axes[1].axhline(null, color="black", lw=0.8, label="uniform null")
+    axes[1].axhline(SINK_RULE.bound, color="red", lw=0.8, label="sink threshold")
     axes[1].legend(fontsize=7)
     for ax in axes[1 + len(signals) :]:
         ax.axis("off")
@@ -166,26 +169,29 @@ def _figure(steps, signals, ce, onset, converged, null, ctx: RunContext) -> str:
     return ctx.save_figure(fig, "dynamics")
 
 
-def run(cfg: SinkDynamicsConfig, ctx: RunContext) -> Outcome:
+def run(cfg: TextRunConfig, ctx: RunContext) -> Outcome:
     trained = train_text_lm(cfg.training_run(), ctx, "toy-gpt2")
     steps = trained.result.eval_steps
-    metrics = {k: v.mean(0) for k, v in trained.result.metrics.items()}  # mean over seeds
+    per_seed = {k: np.asarray(v) for k, v in trained.result.metrics.items()}
+    metrics = {k: v.mean(0) for k, v in per_seed.items()}  # mean over seeds
     signals = layer_signals(metrics)
     onset = onsets(steps, signals)
-    converged = convergence_step(steps, metrics["ce"].mean(-1), cfg.converged_fraction)
+    converged = convergence_step(steps, metrics["ce"].mean(-1), CONVERGED_FRACTION)
     null = float(sinks.uniform_bos_attention(cfg.seq_len))
-    claims = _claims(cfg, signals, onset, converged, null)
-    figure = _figure(steps, signals, metrics["ce"], onset, converged, null, ctx)
+    measured = measure(steps, per_seed)
+    figure = _figure(steps, signals, metrics, onset, converged, null, ctx)
     summary = {
         "eval_steps": steps,
         "signals": signals,
         "onset_steps": onset,
         "loss_converged_step": converged,
+        "band_bos_attention": metrics["bos_attention_band"],
         "ce": metrics["ce"],
         "uniform_null": null,
         "train_wall_time_s": trained.result.wall_time,
     }
-    return Outcome(claims, [figure], list(cfg.seeds), summary)
+    claims = judge(CLAIMS, measured)
+    return Outcome(claims, [figure], list(cfg.seeds), summary, observations(signals, null))
 
 
 EXPERIMENT = Experiment(
@@ -193,4 +199,5 @@ EXPERIMENT = Experiment(
     title="P2's prediction on the toy: the sink and its P0 circuit form early in training",
     presets=PRESETS,
     run=run,
+    claims=CLAIMS,
 )

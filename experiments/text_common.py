@@ -22,11 +22,23 @@ from sinkjax.tasks.text import (
     make_text_eval_batch,
     vocab_size,
 )
-from sinkjax.text_training import text_lm_train_task, toy_gpt2_config
+from sinkjax.text_training import SINK_EPS, text_lm_train_task, toy_gpt2_config
 from sinkjax.train import TrainResult, TrainTask
 
+from .claims import Above
 from .registry import RunContext
 from .stored_training import train_stored, training_schedule
+
+SPEC = "sinks_gpt2_p0.md"
+# "A sink on token 0", shared by the sink experiments on the toy: P1's BOS attention (M4: the
+# late queries i >= T//2, the spec's band [L//4, L-1)) above Gu's sink threshold (P3 §3(a),
+# M3: eps = 0.3, "strict yet insensitive to T"; P1's GPT-2 has 0.539-0.599 per dataset).
+SINK_RULE = Above(SINK_EPS)
+SINK_READING = (
+    f"'a sink' read with Gu's threshold eps = {SINK_EPS:g}: P1's BOS attention (M4: queries "
+    f"i >= T//2 on token 0, the spec's layer band [L//4, L-1)) above {SINK_EPS:g}"
+)
+SINK_SOURCE = "M4, M3 and §3(a) (eps = 0.3)"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,13 +1,19 @@
-"""The chain RL experiments (E1-E3) at the ci preset, their configs, presets and claim logic."""
+"""The chain RL experiments (E1-E3) at the ci preset, their configs, presets and claims."""
 
 import dataclasses
-import types
 
 import numpy as np
 import pytest
 
 from experiments import chains_emergence, chains_length_generalization, chains_simple_examples
-from experiments.chains_common import PAPER_LINEAR, PAPER_SOFTMAX, ChainRunSetting
+from experiments.chains_common import (
+    PAPER_LINEAR,
+    PAPER_SOFTMAX,
+    TEST_RATES,
+    ChainRunSetting,
+    reported_bound,
+)
+from experiments.claims import judge
 from experiments.registry import RunContext, get_experiments
 from experiments.runner import UsageError, resolve_config
 
@@ -23,13 +29,15 @@ def _ci_run(module, tmp_path):
     return cfg, module.run(cfg, RunContext(tmp_path, progress=False))
 
 
-def _check_outcome(outcome, tmp_path, claim_ids, labels):
-    assert [c.id for c in outcome.claims] == claim_ids
-    for claim in outcome.claims:  # verdicts follow from the measured fraction and the bound
-        assert 0.0 <= claim.measured <= 1.0
-        op, bound = claim.predicted.split()
-        holds = claim.measured > float(bound) if op == ">" else claim.measured < float(bound)
-        assert claim.verdict == ("pass" if holds else "fail")
+def _check_outcome(module, outcome, tmp_path, skipped_ids, labels):
+    """The ci outcome judges the declared claims, skips exactly `skipped_ids` (no data at ci),
+    and each verdict is the claim's rule applied to its measured rate."""
+    assert [c.id for c in outcome.claims] == [s.id for s in module.CLAIMS]
+    assert {c.id for c in outcome.claims if c.verdict == "skipped"} == set(skipped_ids)
+    for spec, claim in zip(module.CLAIMS, outcome.claims, strict=True):
+        if claim.verdict != "skipped":
+            assert 0.0 <= claim.measured <= 1.0
+            assert claim.verdict == spec.judge(claim.measured).verdict
     for figure in outcome.figures:
         assert (tmp_path / figure).read_bytes()[:4] == b"\x89PNG"
     for label in labels:
@@ -38,9 +46,9 @@ def _check_outcome(outcome, tmp_path, claim_ids, labels):
 
 def test_emergence_ci_run(tmp_path):
     cfg, outcome = _ci_run(chains_emergence, tmp_path)
-    ids = [f"{a}-n3-{c}" for a in ("linear", "softmax") for c in ("accuracy", "traverse")]
-    _check_outcome(outcome, tmp_path, ids, ["linear-n3", "softmax-n3"])
-    summary = outcome.summary["softmax-n3"]
+    skipped = [f"{a}-n{n}-{m}" for a in ("linear", "softmax") for n in (8, 12) for m in TEST_RATES]
+    _check_outcome(chains_emergence, outcome, tmp_path, skipped, ["linear-n4", "softmax-n4"])
+    summary = outcome.summary["softmax-n4"]
     assert summary["epochs_run"] == cfg.softmax.epochs
     assert len(summary["test"]["accuracy"]) == cfg.n_seeds
     # A re-run resumes from the finished checkpoints: same claims, no retraining.
@@ -50,18 +58,19 @@ def test_emergence_ci_run(tmp_path):
 
 def test_length_generalization_ci_run(tmp_path):
     cfg, outcome = _ci_run(chains_length_generalization, tmp_path)
-    _check_outcome(
-        outcome, tmp_path, ["linear-test-n3-accuracy", "linear-test-n5-accuracy"], ["linear"]
-    )
+    skipped = [f"softmax-test-n{n}-accuracy" for n in (4, 8, 12)]
+    _check_outcome(chains_length_generalization, outcome, tmp_path, skipped, ["linear"])
     tests = outcome.summary["linear"]["test"]
-    assert set(tests) == {"n3", "n5"}
-    # Greedy decoding of at most 8 tokens on chains of 5 (s <= 4).
-    assert 0 < tests["n5"]["mean_length"][0] <= cfg.test_max_new_tokens
+    assert set(tests) == {"n4", "n8", "n12"}
+    # Greedy decoding of at most 20 tokens on chains of 12 (s <= 11).
+    assert 0 < tests["n12"]["mean_length"][0] <= cfg.test_max_new_tokens
 
 
 def test_simple_examples_ci_run(tmp_path):
     cfg, outcome = _ci_run(chains_simple_examples, tmp_path)
-    _check_outcome(outcome, tmp_path, ["linear-k1-near-chance"], ["linear-k1", "linear-k2"])
+    _check_outcome(
+        chains_simple_examples, outcome, tmp_path, ["linear-k4-solved"], ["linear-k1", "linear-k3"]
+    )
     runs = outcome.summary["runs"]
     for k in cfg.ks:  # no early stop: every epoch is run, and validated
         assert runs[f"linear-k{k}"]["epochs_run"] == cfg.linear.epochs
@@ -73,23 +82,37 @@ def test_uniform_policy_accuracy_by_hand():
     assert chains_simple_examples.uniform_policy_accuracy(10, 6) == pytest.approx((1 - 0.8**6) / 2)
 
 
-def test_simple_examples_claims_can_fail():
-    cfg = chains_simple_examples.PRESETS["quick"]
+def test_reported_bound_reads_the_codes_numbers():
+    assert reported_bound(1.0) == 0.99  # a printed 100%
+    assert reported_bound(0.932, 0.0437) == pytest.approx(0.8446)
+    assert reported_bound(0.997, 0.0022) == 0.99
+    bounds = {c.id: c.rule.bound for c in chains_emergence.CLAIMS}
+    assert bounds["softmax-n12-accuracy"] == pytest.approx(0.9859 - 2 * 0.0199)
+    assert bounds["linear-n8-traverse"] == pytest.approx(0.995 - 2 * 0.0071)
 
+
+def test_simple_examples_measure_picks_the_claimed_runs():
     @dataclasses.dataclass
-    class FakeRun:  # the two members of `TrainedChain` that `_claims` reads
+    class FakeRun:  # the member of `TrainedChain` that `measure` reads
         accuracy: float
-        result = types.SimpleNamespace(epochs_run=7)
 
         def final(self, name):
             return np.array([self.accuracy])
 
-    runs = {("linear", 1): FakeRun(0.7), ("linear", 2): FakeRun(0.9), ("linear", 3): FakeRun(0.5)}
-    claims = chains_simple_examples._claims(cfg, runs)
-    assert [(c.id, c.verdict) for c in claims] == [
-        ("linear-k1-near-chance", "fail"),
-        ("linear-k3-solved", "fail"),
-    ]
+    cfg = chains_simple_examples.PRESETS["quick"]
+    runs = {("linear", k): FakeRun(a) for k, a in ((1, 0.7), (2, 0.9), (3, 0.5), (4, 1.0))}
+    measured, skipped = chains_simple_examples.measure(cfg, runs)
+    assert skipped == {}
+    assert measured == {
+        "linear-k1-near-chance": 0.7,
+        "linear-k3-solved": 0.5,
+        "linear-k4-solved": 1.0,
+    }
+    claims = judge(chains_simple_examples.CLAIMS, measured)
+    assert [c.verdict for c in claims] == ["fail", "fail", "pass"]
+    # Another chain size is not the claims' n = 5: no data.
+    other = dataclasses.replace(cfg, chain_length=6)
+    assert set(chains_simple_examples.measure(other, runs)[1]) == set(measured)
 
 
 def test_registered_in_order():

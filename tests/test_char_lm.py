@@ -112,23 +112,39 @@ def test_config_validation():
     assert set(char_lm_dynamics.PRESETS) == {"ci", "quick", "paper"}
 
 
+def test_active_dormant_head_is_the_largest_domain_gap():
+    attn = np.full((2, 3, 2), 0.1)  # (D, L, H) final Attn_<s>
+    attn[char_lm_dynamics.CODE, 2, 1] = 0.8  # sinks on code only: dormant on code
+    attn[:, 1, 0] = 0.9  # sinks on both domains alike
+    assert char_lm_dynamics.active_dormant_head(attn) == (2, 1, char_lm_dynamics.CODE)
+
+
 def test_ci_run(prose, tmp_path):
     cfg = char_lm_dynamics.PRESETS["ci"]
     out = tmp_path / "run"
     out.mkdir()
     outcome = char_lm_dynamics.run(cfg, RunContext(out, corpus=prose, progress=False))
-    assert {c.id for c in outcome.claims} == set(char_lm_dynamics.CLAIM_IDS)
-    assert all(c.verdict in ("pass", "fail") for c in outcome.claims)
+    assert [c.id for c in outcome.claims] == [s.id for s in char_lm_dynamics.CLAIMS]
+    assert all(c.verdict in ("pass", "fail") and c.source for c in outcome.claims)
+    L, H = cfg.n_layers, cfg.n_heads
+    measured = {c.id: c.measured for c in outcome.claims}
+    assert len(measured["sink-on-bos-in-most-heads"]) == (L - 1) * H
+    assert len(measured["value-drain-in-most-heads"]) == (L - 1) * H
+    assert len(measured["residual-peak-on-bos"]) == cfg.n_seeds
+    ablation = measured["domain-active-dormant-head"]["ablation_delta_ce"]
+    assert np.all(np.asarray(ablation["dormant_domain"]) >= 0)
+    assert {o.id for o in outcome.observations} >= {"final-cross-entropy", "final-attn-bos"}
     assert len(outcome.figures) == 2
     for figure in outcome.figures:
         assert (out / figure).read_bytes()[:4] == b"\x89PNG"
     s = outcome.summary
     n_evals = len(s["eval_steps"])
-    L, H = cfg.n_layers, cfg.n_heads
     assert s["attn_sink"].shape == s["value_ratio"].shape == (1, n_evals, L, H)
+    assert s["attn_sink_by_domain"].shape == (1, n_evals, 2, L, H)
     assert s["resid_ratio"].shape == (1, n_evals, L) and s["ce"].shape == (1, n_evals, 2)
     assert s["ablation_delta_ce"].shape == (1, L, H, 2)
+    assert s["value_drain_ratio"].shape == (1, L, H)
     assert np.all((s["attn_sink"] >= 0) & (s["attn_sink"] <= 1))
-    ((layer, head),) = s["most_asymmetric_head"]
-    assert 0 <= layer < L and 0 <= head < H
+    ((layer, head, dormant),) = s["active_dormant_head"]
+    assert 0 <= layer < L and 0 <= head < H and dormant in (0, 1)
     assert (out / "checkpoint" / "char-lm").is_dir()

@@ -13,12 +13,12 @@ import matplotlib.pyplot as plt
 import pytest
 
 from experiments import bb_interventions, cli, runner
-from experiments.claims import claim_below
+from experiments.claims import Below, ClaimSpec, Observation, judge
 from experiments.registry import PRESETS, Experiment, Outcome, RunContext, get_experiments
 from sinkjax.tasks import char_corpus
 from sinkjax.train import TrainingDiverged
 
-REQUIRED_CLAIM_KEYS = {"id", "statement", "predicted", "measured", "tolerance", "verdict"}
+REQUIRED_CLAIM_KEYS = {"id", "statement", "source", "bound", "measured", "derived", "verdict"}
 
 
 def run_cli(capsys, *argv):
@@ -91,9 +91,11 @@ def test_run_writes_record_figures_and_checkpoint_then_resumes(capsys, tmp_path)
     assert record["config"]["n_seeds"] == 2
     assert {"jax", "flax", "optax", "diffrax"} <= set(record["versions"])
     assert record["wall_time_s"] > 0
-    assert len(record["claims"]) >= 5
+    assert [c["id"] for c in record["claims"]] == [s.id for s in bb_interventions.CLAIMS]
     for claim in record["claims"]:
         assert REQUIRED_CLAIM_KEYS <= set(claim) and claim["verdict"] in ("pass", "fail")
+        assert claim["source"]
+    assert isinstance(record["observations"], list)
     for figure in record["figures"]:
         assert (folder / figure).read_bytes()[:4] == b"\x89PNG"
     assert [p.name[:15] for p in (tmp_path / "trained-runs").iterdir()] == ["bb-transformer-"]
@@ -160,7 +162,9 @@ def _check_report_lists_every_claim_and_figure(out_root, names) -> None:
     for name in names:
         record = json.loads((out_root / name / "record.json").read_text())
         for claim in record["claims"]:
-            assert claim["id"] in report
+            assert claim["id"] in report and claim["source"] in report
+        for observation in record["observations"]:
+            assert observation["id"] in report
         for figure in record["figures"]:
             assert f"{name}/{figure}" in report
 
@@ -174,14 +178,16 @@ class _Sized:
 
 def _synthetic(name: str, measured: float) -> Experiment:
     """An experiment that trains nothing: one claim `measured < 1` and one figure."""
+    specs = (ClaimSpec(f"{name}-claim", f"{name}: measured below one", "test.md 1", Below(1.0)),)
 
     def run(cfg: _Sized, ctx: RunContext) -> Outcome:
         fig, ax = plt.subplots()
         ax.plot(range(cfg.steps))
-        claim = claim_below(f"{name}-claim", f"{name}: measured below one", measured, 1.0)
-        return Outcome([claim], [ctx.save_figure(fig, name)], [0], {"steps": cfg.steps})
+        claims = judge(specs, {f"{name}-claim": measured})
+        observed = [Observation(f"{name}-seen", "what else was measured", [measured, 1.0])]
+        return Outcome(claims, [ctx.save_figure(fig, name)], [0], {"steps": cfg.steps}, observed)
 
-    return Experiment(name, f"synthetic {name}", {p: _Sized() for p in PRESETS}, run)
+    return Experiment(name, f"synthetic {name}", {p: _Sized() for p in PRESETS}, run, specs)
 
 
 def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, monkeypatch):
@@ -198,6 +204,8 @@ def test_reproduce_writes_report_with_every_claim(capsys, tmp_path, monkeypatch)
         for name in chosen
     }
     assert verdicts == {"holds": "pass", "fails": "fail"}
+    report = (tmp_path / "report.html").read_text()
+    assert "Observations (measured beyond the papers; no verdict)" in report
 
 
 def test_experiments_run_with_full_float32_matmuls(tmp_path):
@@ -205,13 +213,14 @@ def test_experiments_run_with_full_float32_matmuls(tmp_path):
     an experiment the default is full float32, the traced products say so, and the record
     states it; afterwards the caller's setting is back."""
     seen, before = {}, jax.config.jax_default_matmul_precision
+    specs = (ClaimSpec("c", "c", "test.md 1", Below(1.0)),)
 
     def run(cfg: _Sized, ctx: RunContext) -> Outcome:
         seen["default"] = jax.config.jax_default_matmul_precision
         seen["jaxpr"] = str(jax.make_jaxpr(jnp.matmul)(jnp.ones((2, 2)), jnp.ones((2, 2))))
-        return Outcome([claim_below("c", "c", 0.0, 1.0)], [], [0], {})
+        return Outcome(judge(specs, {"c": 0.0}), [], [0], {})
 
-    experiment = Experiment("precision", "precision", {p: _Sized() for p in PRESETS}, run)
+    experiment = Experiment("precision", "precision", {p: _Sized() for p in PRESETS}, run, specs)
     record = runner.run_experiment(experiment, _Sized(), "ci", tmp_path, progress=False)
     assert seen["default"] == runner.MATMUL_PRECISION == "float32"
     assert "HIGHEST" in seen["jaxpr"]

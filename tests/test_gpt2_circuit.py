@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import cli, gpt2_circuit, text_common
+from experiments.claims import judge
 from experiments.registry import RunContext
 from sinkjax import sink_circuit
 
@@ -14,18 +15,23 @@ CFG = gpt2_circuit.PRESETS["ci"]
 EXTRA = "needs the gpt2 extra: pip install -e '.[gpt2]'"
 
 
-def synthetic_scores(percent: dict[str, float], n: int = 4) -> dict:
-    """`domain_scores` output: (G, D, n) BOS scores whose domain means are `percent`% of a 0.5
-    baseline (letters a-j), with a spread of +-0.01 around each mean; cross-entropy 2 + g/10."""
+def synthetic_scores(percent: dict[str, float], n: int = 4, baseline: float = 0.5) -> dict:
+    """`domain_scores` output: (G, D, n) BOS scores whose domain means are `percent`% of the
+    `baseline` (letters a-j, 100% when not given), with a spread of +-0.01 around each mean;
+    cross-entropy 2 + g/10."""
     spread = np.array([-0.01, 0.01, -0.01, 0.01])[:n]
     bos = np.stack(
         [
-            np.stack([0.5 * percent.get(name[0], 100.0) / 100 + spread for _ in range(3)])
+            np.stack([baseline * percent.get(name[0], 100.0) / 100 + spread for _ in range(3)])
             for name in sink_circuit.TABLE1
         ]
     )
     ce = np.stack([np.full((3, n), 2 + g / 10) for g in range(len(sink_circuit.TABLE1))])
     return {"bos": bos, "ce": ce, "names": list(sink_circuit.TABLE1)}
+
+
+# P1 Table 1, pooled % of baseline (spec §1(d)); the controls e, f, j at 100%.
+P1 = {"b": 44.7, "c": 3.0, "d": 6.2, "g": 50.3, "h": 17.5, "i": 65.2}
 
 
 def test_table_rows_known_answers():
@@ -37,25 +43,34 @@ def test_table_rows_known_answers():
     np.testing.assert_allclose(rows["g no MLP"]["delta_ce"], 0.6, rtol=1e-6)
 
 
+def test_pooled_percent_is_the_ratio_of_the_pooled_means():
+    rows = text_common.table_rows(synthetic_scores({"b": 40.0}))
+    rows["b no query bias"]["bos_mean"] = np.array([0.1, 0.2, 0.3])  # pooled 0.2 of 0.5
+    assert gpt2_circuit.pooled_percent(rows)["b no query bias"] == pytest.approx(40.0)
+
+
 @pytest.mark.parametrize(
-    "percent, failing",
+    "percent, baseline, failing",
     [
-        ({"b": 45, "c": 3, "d": 6, "g": 50, "i": 65}, set()),
-        ({"b": 45, "c": 3, "d": 6, "g": 50, "i": 65, "e": 80}, {"controls-intact"}),
-        ({"b": 45, "c": 60, "d": 6, "g": 50, "i": 65}, {"remove-first-pe-breaks"}),
-        ({"b": 45, "c": 3, "d": 70, "g": 50, "i": 65}, {"swap-epe-breaks"}),
-        ({"b": 45, "c": 3, "d": 6, "g": 100, "i": 65}, {"mlp-matters"}),
+        (P1, 0.5, set()),
+        ({**P1, "e": 90.1}, 0.5, {"controls-intact"}),
+        ({**P1, "e": 99.5, "f": 100.5}, 0.5, set()),
+        ({**P1, "j": 101.5}, 0.5, {"controls-intact"}),
+        ({**P1, "c": 60}, 0.5, {"remove-first-pe-breaks"}),
+        ({**P1, "d": 70}, 0.5, {"swap-epe-breaks"}),
+        ({**P1, "h": 55}, 0.5, {"no-pe-breaks"}),
+        ({**P1, "b": 118}, 0.5, {"query-bias-matters"}),
+        ({**P1, "g": 100.5}, 0.5, {"mlp-matters"}),
+        ({**P1, "i": 100.5}, 0.5, {"top-coords-matter"}),
+        # A baseline under Gu's threshold 0.3 is no sink, whatever the ratios.
+        (P1, 0.1, {"sink-forms"}),
     ],
 )
-def test_claims_follow_the_scores(percent, failing):
-    rows = text_common.table_rows(synthetic_scores(percent))
-    claims, orderings = gpt2_circuit._claims(CFG, rows, null=0.05)
-    failed = {c.id for c in claims if not c.passed}
-    assert failed == failing
-    assert set(orderings) == {o[0] for o in gpt2_circuit.ORDERINGS}
-    # A baseline under 3x the uniform null is no sink.
-    weak, _ = gpt2_circuit._claims(CFG, rows, null=0.2)
-    assert {c.id for c in weak if not c.passed} == failing | {"sink-forms"}
+def test_claims_follow_the_scores(percent, baseline, failing):
+    rows = text_common.table_rows(synthetic_scores(percent, baseline=baseline))
+    claims = judge(gpt2_circuit.CLAIMS, gpt2_circuit.measure(rows))
+    assert [c.id for c in claims] == [s.id for s in gpt2_circuit.CLAIMS]
+    assert {c.id for c in claims if not c.passed} == failing
 
 
 def test_ci_preset_runs_and_records_every_row(tmp_path):
@@ -66,7 +81,13 @@ def test_ci_preset_runs_and_records_every_row(tmp_path):
         assert row["bos_mean"].shape == row["percent_of_baseline"].shape == (3,)
     np.testing.assert_allclose(rows["a baseline"]["percent_of_baseline"], 100.0)
     np.testing.assert_allclose(rows["a baseline"]["delta_ce"], 0.0, atol=1e-6)
-    assert {c.id for c in outcome.claims} >= {"sink-forms", "controls-intact"}
+    assert [c.id for c in outcome.claims] == [s.id for s in gpt2_circuit.CLAIMS]
+    assert all(c.verdict in ("pass", "fail") for c in outcome.claims)
+    assert {o.id for o in outcome.observations} == {
+        "baseline-over-uniform-null",
+        "percent-of-baseline-by-domain",
+        "delta-ce",
+    }
     assert (tmp_path / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
 
 
@@ -104,9 +125,8 @@ def test_cli_analyses_a_hugging_face_checkpoint(capsys, tmp_path):
     record = json.loads((tmp_path / "gpt2-circuit" / "record.json").read_text())
     assert record["config"]["checkpoint"] == str(checkpoint)
     assert list(record["summary"]["table1"]) == list(sink_circuit.TABLE1)
-    # Every P1 ordering is a claim for a real checkpoint; no toy was trained.
-    ids = {c["id"] for c in record["claims"]}
-    assert {o[0] for o in gpt2_circuit.ORDERINGS} <= ids
+    # The same claims as on the toy; no toy was trained.
+    assert [c["id"] for c in record["claims"]] == [s.id for s in gpt2_circuit.CLAIMS]
     assert not (tmp_path / "trained-runs").exists()
 
     capsys.readouterr()

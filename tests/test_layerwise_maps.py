@@ -13,16 +13,19 @@ def test_ci_run(tmp_path):
     cfg = layerwise_maps.PRESETS["ci"]
     assert cfg.n_layers == 3
     outcome = layerwise_maps.run(cfg, RunContext(tmp_path, progress=False))
-    assert {c.id for c in outcome.claims} == {
+    summary = outcome.summary
+    assert [c.id for c in outcome.claims] == [s.id for s in layerwise_maps.CLAIMS]
+    assert [o.id for o in outcome.observations] == [
         "3xtf-backcopy",
         "3xtf-bigram",
+        "sink-layer",
         "sink-layer-attends-to-bos",
         "bos-value-small-in-sink-layer",
-        "residual-above-tokens-layer0",
         "residual-layer0-grows",
-        "residual-matches-last-layer",
-    }
-    summary = outcome.summary
+    ]
+    # The claims read the per-layer residual ratios of the summary.
+    resid = np.asarray(summary["resid_ratio"])
+    np.testing.assert_allclose(outcome.claims[1].measured, resid[:, -1], rtol=1e-6)
     for key in ("resid_ratio", "value_ratio", "attn_sink_final", "value_norm_sink_final"):
         assert np.shape(summary[key]) == (1, 3), key
     assert np.shape(summary["prompt_resid_norm"]) == (3, cfg.prompt_len)

@@ -4,27 +4,28 @@ import dataclasses
 
 import pytest
 
-from experiments import relu_attention
+from experiments import bb_dynamics, relu_attention
 from experiments.registry import RunContext
 
 
 def test_ci_run(tmp_path):
     cfg = relu_attention.PRESETS["ci"]
     outcome = relu_attention.run(cfg, RunContext(tmp_path, progress=False))
+    assert [c.id for c in outcome.claims] == [s.id for s in relu_attention.CLAIMS]
     claims = {c.id: c for c in outcome.claims}
-    assert set(claims) == {
-        "relu-backcopy",
-        "relu-bigram",
-        "relu-no-sink",
-        "relu-no-drain",
-        "softmax-sink-contrast",
-    }
+    assert all(c.verdict in ("pass", "fail") for c in outcome.claims)
     # Already after 40 steps the ReLU value of <s> has grown, not drained.
-    assert claims["relu-no-drain"].passed and claims["relu-no-drain"].measured > 1
+    assert claims["relu-no-drain"].passed and claims["relu-no-drain"].measured[0] > 1
     assert (tmp_path / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "checkpoint" / "relu").is_dir() and (
         tmp_path / "checkpoint" / "softmax"
     ).is_dir()
+
+
+def test_softmax_sink_is_bb_dynamics_reading():
+    one_layer = {s.id: s for s in bb_dynamics.CLAIMS}["attention-sink"]
+    softmax = {s.id: s for s in relu_attention.CLAIMS}["softmax-attention-sink"]
+    assert softmax.rule == one_layer.rule and one_layer.statement in softmax.statement
 
 
 def test_config_validation():

@@ -55,7 +55,7 @@ def test_lanes_give_the_numbers_of_one_process(tmp_path, capsys):
 
 def test_lanes_refuse_experiments_the_workers_cannot_import(tmp_path):
     made_up = {
-        name: Experiment(name, name, {}, lambda cfg, ctx: None) for name in ("made-up", "other")
+        name: Experiment(name, name, {}, lambda cfg, ctx: None, ()) for name in ("made-up", "other")
     }
     settings = reproduce.Settings("ci", tmp_path, corpus=None, progress=False)
     with pytest.raises(UsageError, match="use --jobs 1"):

@@ -73,11 +73,9 @@ def _sgd():
 
 def test_ci_run(tmp_path):
     outcome = residual_peaks.run(residual_peaks.PRESETS["ci"], RunContext(tmp_path, progress=False))
-    assert {c.id for c in outcome.claims} == {
-        "sweep-learned",
-        "peak-needs-depth",
-        "peak-needs-block0-mlp",
-    }
+    assert [c.id for c in outcome.claims] == [s.id for s in residual_peaks.CLAIMS]
+    assert [o.id for o in outcome.observations] == ["peak-needs-block0-mlp", "sweep-final-excess"]
+    assert set(outcome.claims[0].measured) == set(residual_peaks.ARCHITECTURES)
     assert set(outcome.summary["final_recentred_peak"]) == set(residual_peaks.ARCHITECTURES)
     curves = outcome.summary["recentred_peak_curves"]["3xTF"]
     assert curves.shape == (1, len(outcome.summary["eval_steps"]))

@@ -10,6 +10,7 @@ import pytest
 from flax import nnx
 
 from experiments import p0_circuit, sink_dispensability, sink_dynamics
+from experiments.claims import judge
 from experiments.registry import RunContext
 from sinkjax import sink_circuit, sinks
 from sinkjax.models import Transformer
@@ -95,40 +96,50 @@ def test_convergence_step_and_onsets_known_answers():
     np.testing.assert_array_equal(onset, [20, 20])
 
 
-def dynamics_signals(bos_final: float, rho_early: float) -> dict[str, np.ndarray]:
-    """(E = 5, L = 3) curves: layer 2's BOS attention ramps to `bos_final` by step 10."""
-    bos = np.full((5, 3), 0.02)
-    bos[1:, 2] = bos_final
-    rho = np.ones((5, 3))
-    rho[:, 1] = rho_early
-    return {"BOS attention (M4)": bos, "rho (M11)": rho}
+def dynamics_metrics(band_final: float, onset_step: int) -> dict[str, np.ndarray]:
+    """`text_lm_metrics` histories of one seed at steps 0..40 (E = 5): the band's BOS
+    attention jumps to `band_final` at `onset_step`; the loss converges at step 20."""
+    steps = np.array([0, 10, 20, 30, 40])
+    band = np.where(steps >= onset_step, band_final, 0.02)
+    ce = np.array([5.0, 3.0, 2.2, 2.05, 2.0])[:, None] * np.ones(3)
+    return {"bos_attention_band": band[None], "ce": ce[None]}
 
 
 @pytest.mark.parametrize(
-    "bos_final, rho_early, converged, failing",
+    "band_final, onset_step, failing",
     [
-        (0.3, 5.0, 20, set()),
-        (0.3, 5.0, 5, {"sink-early"}),  # the loss converged before the sink
-        (0.03, 5.0, 20, {"sink-forms", "sink-early"}),  # no sink, so no onset to compare
-        (0.3, 1.2, 20, {"massive-p0-early"}),
+        (0.5, 10, set()),
+        (0.5, 20, set()),  # the onset at the convergence step is "no later"
+        (0.5, 30, {"sink-early"}),  # the loss converged before the sink
+        (0.1, 10, {"sink-forms", "sink-early"}),  # no sink in the band, so nothing emerged
     ],
 )
-def test_dynamics_claims_follow_the_curves(bos_final, rho_early, converged, failing):
-    cfg = sink_dynamics.PRESETS["quick"]
+def test_dynamics_claims_follow_the_curves(band_final, onset_step, failing):
     steps = np.array([0, 10, 20, 30, 40])
-    signals = dynamics_signals(bos_final, rho_early)
-    onset = sink_dynamics.onsets(steps, signals)
-    claims = sink_dynamics._claims(cfg, signals, onset, converged, null=0.05)
+    measured = sink_dynamics.measure(steps, dynamics_metrics(band_final, onset_step))
+    claims = judge(sink_dynamics.CLAIMS, measured)
     assert {c.id for c in claims if not c.passed} == failing
+
+
+def test_strongest_sink_layer_is_an_observation():
+    bos = np.full((5, 3), 0.02)
+    bos[-1, 0] = 0.3
+    rho = np.ones((5, 3))
+    rho[-1, 1] = 4.0
+    signals = {"BOS attention (M4)": bos, "rho (M11)": rho}
+    found = {o.id: o.measured for o in sink_dynamics.observations(signals, null=0.05)}
+    assert found["strongest-sink-layer"]["layer"] == 0
+    assert found["strongest-sink-layer"]["over_null"] == pytest.approx(6.0)
+    assert found["massive-p0-early"] == pytest.approx(4.0)
 
 
 # --- p0-circuit ------------------------------------------------------------------------------
 
 
 def p0_signals(auc: float, cosine: float, ratio: float, deep_without: float) -> dict:
-    """Three conditions over 4 layers; deep (>= 2) BOS attention 0.3 with <s>."""
+    """Three conditions over 4 layers; deep (>= 2) BOS attention 0.5 with <s>."""
     base = {name: np.ones(4) for name in p0_circuit.SIGNALS}
-    with_bos = {**base, "bos_attention": np.array([0.05, 0.05, 0.3, 0.3])}
+    with_bos = {**base, "bos_attention": np.array([0.05, 0.05, 0.5, 0.5])}
     without_bos = {**base, "bos_attention": np.array([0.05, 0.05, deep_without, deep_without])}
     no_bos = {
         **base,
@@ -144,74 +155,93 @@ def p0_signals(auc: float, cosine: float, ratio: float, deep_without: float) -> 
 @pytest.mark.parametrize(
     "values, failing",
     [
-        ((0.99, 0.95, 1.5, 0.2), set()),
-        ((0.8, 0.95, 1.5, 0.2), {"p0-recognised"}),
-        ((0.99, 0.5, 1.5, 0.2), {"p0-fixed-direction"}),
-        ((0.99, 0.95, 0.9, 0.2), {"p0-unmixed-output"}),
-        ((0.99, 0.95, 1.5, 0.1), {"deep-sink-survives-bos-removal"}),
+        ((0.99, 0.95, 1.5, 0.48), set()),
+        ((0.9, 0.95, 1.5, 0.48), {"p0-recognised"}),
+        ((0.99, 0.5, 1.5, 0.48), {"p0-fixed-direction"}),
+        ((0.99, 0.95, 0.9, 0.48), {"p0-unmixed-output"}),
+        ((0.99, 0.95, 1.5, 0.3), {"deep-sink-survives-bos-removal"}),  # 0.6 of the level
     ],
 )
 def test_p0_claims_follow_the_signals(values, failing):
-    claims = p0_circuit._claims(p0_circuit.PRESETS["quick"], p0_signals(*values), null=0.05)
+    measured, skipped = p0_circuit.measure(p0_signals(*values), n_layers=4)
+    assert skipped == {}
+    claims = judge(p0_circuit.CLAIMS, measured)
     assert {c.id for c in claims if not c.passed} == failing
+
+
+def test_p0_deep_sink_needs_a_layer_past_the_first_two():
+    measured, skipped = p0_circuit.measure(p0_signals(0.99, 0.95, 1.5, 0.48), n_layers=2)
+    assert set(skipped) == {"deep-sink-survives-bos-removal"}
+    assert set(measured) | set(skipped) == {s.id for s in p0_circuit.CLAIMS}
 
 
 # --- sink-dispensability ---------------------------------------------------------------------
 
 
-def variant_tables(bos: dict[str, float], kept: float, slot: float) -> dict:
-    """Tables of every variant: baseline BOS attention `bos[v]` on each domain; every breaker
-    keeps `kept` of it; the key-bias slot weighs `slot`."""
+def variant_tables(bos: dict[str, float], kept: float, slot: float, sigmoid_rate: float) -> dict:
+    """Tables of every variant: baseline BOS attention `bos[v]` (0.5 if not given) on each
+    domain; every applicable breaker keeps `kept` of it; the key-bias slot weighs `slot`;
+    Gu's sink rate 0.2, `sigmoid_rate` for sigmoid."""
     tables = {}
     for variant in ARCHITECTURES:
-        rows = {
-            "a baseline": {
-                "bos_mean": np.full(3, bos.get(variant, 0.3)),
-                "percent_of_baseline": np.full(3, 100.0),
-            }
-        }
-        rows["g no MLP"] = {"percent_of_baseline": np.full(3, 100 * kept)}
+        level = bos.get(variant, 0.5)
+        rows = {"a baseline": {"bos_mean": np.full(3, level)}}
+        for name in ("b no query bias", "c remove first PE", "g no MLP"):
+            rows[name] = {"bos_mean": np.full(3, kept * level)}
         tables[variant] = {
             "rows": rows,
             "slot": np.full(3, slot if variant == "key-bias-slot" else 0.0),
+            "sink_rate": np.array([sigmoid_rate if variant == "sigmoid" else 0.2]),
         }
     return tables
 
 
+WITHOUT_CIRCUIT = list(sink_dispensability.DISPENSABLE_BREAKER)
+
+
 @pytest.mark.parametrize(
-    "bos, kept, slot, failing",
+    "bos, kept, slot, sigmoid_rate, failing",
     [
-        ({"sigmoid": 0.05, "key-bias-slot": 0.05}, 0.9, 0.5, set()),
+        ({"sigmoid": 0.05, "key-bias-slot": 0.05}, 0.9, 0.5, 0.004, set()),
         (
             {"rope": 0.05, "sigmoid": 0.05, "key-bias-slot": 0.05},
             0.9,
             0.5,
+            0.004,
             {"sink-forms-rope", "circuit-dispensable-rope"},
         ),
+        # The breakers remove the sink (0.5 x 0.5 = 0.25 < 0.3) in every variant.
         (
             {"sigmoid": 0.05, "key-bias-slot": 0.05},
-            0.2,
             0.5,
-            {f"circuit-dispensable-{v}" for v in sink_dispensability.WITHOUT_CIRCUIT},
+            0.5,
+            0.004,
+            {f"circuit-dispensable-{v}" for v in WITHOUT_CIRCUIT},
         ),
-        ({"key-bias-slot": 0.05}, 0.9, 0.5, {"no-token0-sink-sigmoid"}),
-        ({"sigmoid": 0.05, "key-bias-slot": 0.05}, 0.9, 0.01, {"sink-on-slot-key-bias"}),
+        ({"key-bias-slot": 0.05}, 0.9, 0.5, 0.02, {"no-token0-sink-sigmoid"}),
+        ({"sigmoid": 0.05, "key-bias-slot": 0.05}, 0.9, 0.01, 0.004, {"sink-on-slot-key-bias"}),
     ],
 )
-def test_dispensability_claims_follow_the_tables(bos, kept, slot, failing):
-    cfg = sink_dispensability.PRESETS["quick"]
-    claims = sink_dispensability._claims(cfg, variant_tables(bos, kept, slot), null=0.05)
-    assert {c.id for c in claims if not c.passed} == failing
+def test_dispensability_claims_follow_the_tables(bos, kept, slot, sigmoid_rate, failing):
+    tables = variant_tables(bos, kept, slot, sigmoid_rate)
+    measured, skipped = sink_dispensability.measure(tables)
+    assert skipped == {}
+    claims = judge(sink_dispensability.CLAIMS, measured)
     assert len(claims) == 5 + 4 + 2
+    assert {c.id for c in claims if not c.passed} == failing
+
+
+def test_dispensability_skips_the_claims_of_variants_not_run():
+    tables = variant_tables({}, 0.9, 0.5, 0.004)
+    ci_variants = sink_dispensability.PRESETS["ci"].variants
+    measured, skipped = sink_dispensability.measure({v: tables[v] for v in ci_variants})
+    assert "sink-forms-gpt2" in measured and "no-token0-sink-sigmoid" in skipped
+    assert set(measured) | set(skipped) == {s.id for s in sink_dispensability.CLAIMS}
 
 
 def test_config_validation():
     with pytest.raises(ValueError, match="variants must be a non-empty subset"):
         dataclasses.replace(sink_dispensability.PRESETS["ci"], variants=("gpt2", "llama"))
-    with pytest.raises(ValueError, match="early_layers"):
-        dataclasses.replace(p0_circuit.PRESETS["ci"], early_layers=2)
-    with pytest.raises(ValueError, match="converged_fraction"):
-        dataclasses.replace(sink_dynamics.PRESETS["ci"], converged_fraction=1.5)
 
 
 # --- ci presets end to end -------------------------------------------------------------------
@@ -230,18 +260,22 @@ def test_p0_and_dispensability_ci_presets_share_the_rope_run(tmp_path):
         cfg, RunContext(tmp_path / "disp", progress=False, run_store=store)
     )
     assert len(list(store.iterdir())) == 2 + len(cfg.variants) - 1  # rope restored
-    assert {c.id for c in p0.claims} == {
-        "p0-recognised",
-        "p0-fixed-direction",
-        "p0-unmixed-output",
-        "deep-sink-survives-bos-removal",
-    }
+    assert [c.id for c in p0.claims] == [s.id for s in p0_circuit.CLAIMS]
+    # The ci model has 2 layers: no deep layer for the BOS-removal claim.
+    assert [c.id for c in p0.claims if c.verdict == "skipped"] == ["deep-sink-survives-bos-removal"]
     assert set(p0.summary["conditions"]) == {c[0] for c in p0_circuit.CONDITIONS}
     tables = disp.summary["variants"]
     assert list(tables) == list(cfg.variants)
     assert set(tables["rope"]["rows"]) == {"a baseline", "b no query bias", "g no MLP"}
     assert tables["key-bias-slot"]["slot"].min() > 0
-    assert {c.id for c in disp.claims} >= {"sink-forms-gpt2", "sink-on-slot-key-bias"}
+    assert [c.id for c in disp.claims] == [s.id for s in sink_dispensability.CLAIMS]
+    judged = {c.id for c in disp.claims if c.verdict != "skipped"}
+    assert judged == {
+        "sink-forms-gpt2",
+        "sink-forms-rope",
+        "circuit-dispensable-rope",
+        "sink-on-slot-key-bias",
+    }
     for outcome, root in ((p0, "p0"), (disp, "disp")):
         assert (tmp_path / root / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"
 
@@ -252,5 +286,7 @@ def test_dynamics_ci_preset_records_every_signal_per_layer(tmp_path):
     assert set(outcome.summary["signals"]) == set(outcome.summary["onset_steps"])
     for curve in outcome.summary["signals"].values():
         assert curve.shape == (len(steps), 2)
-    assert {c.id for c in outcome.claims} == {"sink-forms", "sink-early", "massive-p0-early"}
+    assert [c.id for c in outcome.claims] == [s.id for s in sink_dynamics.CLAIMS]
+    assert all(c.verdict in ("pass", "fail") for c in outcome.claims)
+    assert {o.id for o in outcome.observations} == {"strongest-sink-layer", "massive-p0-early"}
     assert (tmp_path / outcome.figures[0]).read_bytes()[:4] == b"\x89PNG"

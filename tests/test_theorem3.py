@@ -6,31 +6,13 @@ import numpy as np
 import pytest
 
 from experiments import theorem3
-from experiments.claims import claim_above, claim_below, claim_close
 from experiments.registry import RunContext
 from experiments.runner import UsageError, resolve_config
 from sinkjax.tasks import default_bb_task
 
-# Claims that hold already at the ci preset (the theory checks and GD against the flow); the
-# D.5 code-model claims need the quick preset's training.
-CI_CLAIMS = {
-    "alpha-law-error",
-    "alpha-law-slope",
-    "alpha-monotone",
-    "alpha-flow-c-independent",
-    "beta-limit-corrected",
-    "beta-mean-conserved",
-    "beta-limit-paper-misses",
-    "beta-limit-paper-miss-size",
-    "stationary-gradient",
-    "stationary-q-equals-p",
-    "stationary-hessian-psd",
-    "stationary-two-flat-directions",
-    "stationary-alpha-curvature",
-    "gd-vs-flow",
-    "gd-vs-flow-bb",
-}
-RECOMPUTE = {"<": claim_below, ">": claim_above}
+# Spec D.2 item 5: the paper's printed beta limit misses by e^-alpha mean(phi), so its claim
+# fails; every other theory claim holds already at the ci preset.
+PRINTED_LIMIT_FAILS = "beta-limit-paper"
 
 
 @pytest.mark.parametrize(
@@ -42,7 +24,6 @@ RECOMPUTE = {"<": claim_below, ">": claim_above}
         ("adam_learning_rate", 0.0),
         ("code_model_steps", -5),
         ("bb_context_len", 0),
-        ("alpha_horizon", 1e5),
     ],
 )
 def test_config_rejects_bad_values_naming_the_field(field, value):
@@ -76,23 +57,17 @@ def test_bb_problem_keeps_triggers_out_of_the_loss():
     assert np.all(problem.W == np.round(problem.W)) and problem.W.sum() > 0
 
 
-def test_ci_run_claims_are_computed_and_cheap_ones_pass(tmp_path):
+def test_ci_run_judges_the_declared_claims(tmp_path):
     outcome = theorem3.EXPERIMENT.run(theorem3.PRESETS["ci"], RunContext(tmp_path, progress=False))
-    ids = [c.id for c in outcome.claims]
-    assert len(ids) == len(set(ids)) and CI_CLAIMS <= set(ids)
-    for claim in outcome.claims:
-        assert claim.verdict in ("pass", "fail")
-        assert isinstance(claim.measured, float | list)
-        # Re-derive every scalar verdict from its numbers.
-        numeric = isinstance(claim.tolerance, float)
-        if numeric and isinstance(claim.predicted, str) and claim.predicted[:1] in RECOMPUTE:
-            again = RECOMPUTE[claim.predicted[0]](claim.id, "", claim.measured, claim.tolerance)
-            assert again.verdict == claim.verdict, claim.id
-        elif numeric and isinstance(claim.predicted, float):
-            again = claim_close(claim.id, "", claim.measured, claim.predicted, claim.tolerance)
-            assert again.verdict == claim.verdict, claim.id
-    failed = [c.id for c in outcome.claims if c.id in CI_CLAIMS and not c.passed]
-    assert not failed
+    assert [c.id for c in outcome.claims] == [s.id for s in theorem3.CLAIMS]
+    verdicts = {c.id: c.verdict for c in outcome.claims}
+    assert verdicts.pop(PRINTED_LIMIT_FAILS) == "fail"
+    # The joint GD run is short at ci (t = 100); every theory check holds.
+    verdicts.pop("joint-gd-converges")
+    assert set(verdicts.values()) == {"pass"}, verdicts
+    observed = {o.id: o.measured for o in outcome.observations}
+    miss = observed["beta-limit-paper-miss"]
+    assert miss["mean"] == pytest.approx(miss["predicted"], abs=1e-5)
     assert set(outcome.figures) == {
         "alpha_law.png",
         "beta_drain.png",
