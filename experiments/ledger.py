@@ -92,13 +92,19 @@ def _paper_entries(name: str) -> tuple[dict[str, dict[str, str]], str]:
     return {c["id"]: _verdict_entry(c) for c in record["claims"]}, how
 
 
-def _cell(entry: dict[str, str] | None, spec: ClaimSpec) -> str:
-    if entry is None:
+def _cell(record: Mapping[str, dict[str, str]] | None, spec: ClaimSpec) -> str:
+    """What `record` (claim id -> entry; None when there is no record) says of `spec`."""
+    if record is None:
         return "not run"
-    text = f"**{entry['verdict']}** ({entry['measured']})"
+    entry = record.get(spec.id)
+    if entry is None:
+        return "no such claim in the record"
     if entry["bound"] != spec.rule.describe():
-        text += f"; judged then against `{entry['bound']}`"
-    return text
+        return (
+            f"{entry['verdict']} against its bound then, `{entry['bound']}` "
+            f"({entry['measured']}); not judged against the present bound"
+        )
+    return f"**{entry['verdict']}** ({entry['measured']})"
 
 
 def _escape(text: str) -> str:
@@ -138,11 +144,11 @@ def render(experiments: Mapping[str, Experiment], quick: Mapping[str, Any]) -> s
             "|---|---|---|---|---|---|",
         ]
         for spec in experiment.claims:
-            quick_entry = run["claims"].get(spec.id) if run else None
             lines.append(
                 f"| `{spec.id}` | {_escape(spec.statement)} | {_escape(spec.source)} "
-                f"| `{_escape(spec.rule.describe())}` | {_escape(_cell(quick_entry, spec))} "
-                f"| {_escape(_cell(paper.get(spec.id), spec) if paper else 'not run')} |"
+                f"| `{_escape(spec.rule.describe())}` "
+                f"| {_escape(_cell(run['claims'] if run else None, spec))} "
+                f"| {_escape(_cell(paper or None, spec))} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -154,6 +160,8 @@ def load_quick_snapshot() -> dict[str, Any]:
 
 def write_ledger(runs: pathlib.Path | None) -> pathlib.Path:
     """Snapshot the quick verdicts under `runs` (if given), then rewrite docs/claims.md."""
+    if not DOCS.is_dir():
+        raise UsageError(f"no {DOCS}: `sinkjax ledger` writes docs/ of a source checkout")
     experiments = get_experiments()
     if runs is not None:
         write_json_atomic(QUICK_SNAPSHOT, snapshot_quick(runs, experiments))

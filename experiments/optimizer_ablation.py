@@ -17,6 +17,7 @@ import numpy as np
 
 from sinkjax import plotting
 
+from . import bb_dynamics
 from .bb_common import BBRunConfig, TrainedBB, run_settings, train_bb
 from .claims import (
     Above,
@@ -87,7 +88,7 @@ NEAR_INITIAL = (0.5, 1.5)
 # "Roughly linearly" read as for E4's log-linear logit (bb-dynamics): R^2 of the line >= 0.9.
 ROUGHLY_LINEAR_R2 = 0.9
 # A sink in E1's sense, as bb-dynamics reads it: Attn_<s> "well above 0.7", i.e. >= 0.75.
-SINK_LEVEL = 0.75
+SINK_LEVEL = bb_dynamics.ATTENTION_SINK_RULE.lo
 
 
 def _near_initial(claim_id: str, setting: str, words: str) -> ClaimSpec:

@@ -147,17 +147,6 @@ def flow_logit(problem: theory.SimplifiedProblem, horizon: float) -> tuple[np.nd
     return flow.ts, flow.alpha[:, problem.pi > 0].mean(axis=1)
 
 
-def _rises_then_falls(steps: np.ndarray, value: np.ndarray) -> dict[str, float]:
-    """bb-dynamics' measurement of 'rises briefly, then decreases' on one curve (E,)."""
-    peak = int(value.argmax())
-    midpoint = int(np.argmin(np.abs(steps - steps[-1] / 2)))
-    return {
-        "peak_at_fraction_of_training": steps[peak] / steps[-1],
-        "midpoint_over_peak": value[midpoint] / value[peak],
-        "end_over_midpoint": value[-1] / value[midpoint],
-    }
-
-
 def measure(code: TrainResult) -> tuple[dict, dict]:
     """(claim id -> measured value, claim id -> why it has no data) of the D.5 run (seed 42)."""
     steps = code.eval_steps
@@ -167,7 +156,7 @@ def measure(code: TrainResult) -> tuple[dict, dict]:
         "d5-backcopy": [m["backcopy_excess"][-1]],
         "d5-bigram": [m["bigram_excess"][-1]],
         "d5-attention-sink": [m["attn_sink"][-1]],
-        "d5-value-norm-rises-then-falls": _rises_then_falls(steps, m["wo_beta_norm"]),
+        "d5-value-norm-rises-then-falls": bb_dynamics.rises_then_falls(steps, m["wo_beta_norm"]),
     }
     skipped = {}
     if inside.sum() < 3:  # only at `ci`, whose run is far shorter than 1k steps

@@ -187,3 +187,31 @@ def test_known_quick_failures_are_the_quick_main_jobs_failures():
     readme = README.read_text()
     for _, claim_id in KNOWN_QUICK_FAILURES:
         assert f"`{claim_id}`" in readme, f"README does not explain the quick failure {claim_id}"
+
+
+def test_snapshot_takes_quick_records_only(tmp_path):
+    from experiments.runner import UsageError
+
+    name = "bb-dynamics"
+    record = {
+        "preset": "quick",
+        "versions": {"git": "abc"},
+        "started": "2026-12-04T00:00:00+00:00",
+        "claims": [
+            dataclasses.asdict(c)
+            for c in judge(EXPERIMENTS[name].claims, ledger_cases_bb.CASES[name]["pass"])
+        ],
+    }
+    (tmp_path / name).mkdir()
+    (tmp_path / name / "record.json").write_text(json.dumps(record))
+    snapshot = ledger.snapshot_quick(tmp_path, EXPERIMENTS)
+    assert set(snapshot) == {name}
+    assert {e["verdict"] for e in snapshot[name]["claims"].values()} == {"pass"}
+    page = ledger.render({name: EXPERIMENTS[name]}, snapshot)
+    assert page.count("**pass**") >= len(EXPERIMENTS[name].claims)
+
+    (tmp_path / name / "record.json").write_text(json.dumps({**record, "preset": "ci"}))
+    with pytest.raises(UsageError, match="quick main job"):
+        ledger.snapshot_quick(tmp_path, EXPERIMENTS)
+    with pytest.raises(UsageError, match="no records"):
+        ledger.snapshot_quick(tmp_path / "empty", EXPERIMENTS)
