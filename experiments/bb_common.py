@@ -54,6 +54,9 @@ class BBRunConfig:
     chunk_size: int = 250
     n_log_evals: int = 40
     n_linear_evals: int = 40
+    # Float32 matrix products in full "float32" (spec G, every preset) or "tf32" (10-bit mantissa
+    # inputs: native on a GPU, emulated on the CPU; `sinkjax.precision`), to measure TF32's effect.
+    matmul_precision: str = "float32"
 
     def __post_init__(self):
         for name in ("steps", "n_seeds", "batch_size", "seq_len", "d_model", "n_layers"):
@@ -85,6 +88,7 @@ class BBRunConfig:
             attention=self.attention,
             no_attn=tuple(self.no_attn),
             no_ffn=tuple(self.no_ffn),
+            matmul_precision=self.matmul_precision,
         )
 
 

@@ -3,6 +3,7 @@
     sinkjax list
     sinkjax run NAME [--preset ci|quick|paper] [--out DIR] [--seeds N] [--steps N] [--lr X]
                      [--checkpoint DIR]  (gpt2-circuit: analyse a Hugging Face GPT-2)
+                     [--matmul-precision float32|tf32]  (BB experiments; default float32)
     sinkjax reproduce [--preset quick] [--out DIR] [--jobs N]
     sinkjax ledger [--runs DIR]   (rewrite docs/claims.md; --runs: snapshot a quick main job)
 
@@ -16,6 +17,7 @@ import sys
 
 from sinkjax.checkpoints import CheckpointMismatch
 from sinkjax.models.gpt2 import CheckpointError
+from sinkjax.precision import PRECISIONS
 from sinkjax.train import TrainingDiverged
 
 from .ledger import write_ledger
@@ -65,6 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size", type=_positive_int, help="override the preset's training batch size"
     )
     run.add_argument(
+        "--matmul-precision",
+        choices=PRECISIONS,
+        help="float32 products of the model in full float32 (every preset's default) or in TF32 "
+        "(native on a GPU, emulated on the CPU); BB experiments",
+    )
+    run.add_argument(
         "--checkpoint",
         help="a Hugging Face GPT-2 checkpoint directory to analyse (gpt2-circuit)",
     )
@@ -112,6 +120,7 @@ def _main(argv: list[str] | None) -> int:
             n_seeds=args.seeds,
             batch_size=args.batch_size,
             checkpoint=args.checkpoint,
+            matmul_precision=args.matmul_precision,
         )
         record = run_experiment(
             experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus

@@ -40,6 +40,7 @@ def resolve_config(
     n_seeds: int | None = None,
     batch_size: int | None = None,
     checkpoint: str | None = None,
+    matmul_precision: str | None = None,
 ) -> Any:
     """The preset's config with the command-line overrides applied and validated."""
     if preset not in experiment.presets:
@@ -53,6 +54,7 @@ def resolve_config(
         "n_seeds": n_seeds,
         "batch_size": batch_size,
         "checkpoint": checkpoint,
+        "matmul_precision": matmul_precision,
     }
     for name, value in requested.items():
         if value is None:
@@ -183,6 +185,9 @@ def run_experiment(
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "command": " ".join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]),
         "corpus": str(corpus) if corpus else "default",
+        # The precision of the model's float32 products (a config field where the experiment
+        # has one; every other product runs under MATMUL_PRECISION).
+        "matmul_precision": getattr(cfg, "matmul_precision", MATMUL_PRECISION),
     }
     write_json_atomic(out_dir / RECORD_NAME, record)
     return record

@@ -128,8 +128,9 @@ def eval_schedule(steps: int, n_log: int, n_linear: int) -> np.ndarray:
     return np.unique(points.astype(np.int64))
 
 
-def _seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
-    """(S,) parameter-init keys and (S,) data keys, one pair per seed."""
+def seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
+    """(S,) parameter-init keys and (S,) data keys, one pair per seed (the data key of step s
+    is `fold_in(data_key, s)`): how `train` seeds every run."""
     roots = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
     fold = jax.vmap(jax.random.fold_in, (0, None))
     return fold(roots, 0), fold(roots, 1)
@@ -222,7 +223,7 @@ def train(
     start_time = time.perf_counter()
     tx = make_optimizer(optimizer)
     task, run_args = task.per_run(len(cfg.seeds))
-    init_keys, data_keys = _seed_keys(cfg.seeds)
+    init_keys, data_keys = seed_keys(cfg.seeds)
     params = jax.jit(jax.vmap(task.init_params))(init_keys, run_args)
     opt_state = jax.jit(jax.vmap(tx.init))(params)
     eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals)

@@ -7,6 +7,7 @@ AttentionKind = Literal["softmax", "relu", "sigmoid", "softmax_kbias"]
 PositionKind = Literal["learned", "sinusoidal", "rope", "alibi", "none"]
 MLPActivation = Literal["relu", "gelu_new"]
 InitScheme = Literal["torch", "flax"]
+MatmulPrecision = Literal["float32", "tf32"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +68,10 @@ class TransformerConfig:
     init: InitScheme = "torch"
     # LayerNorm epsilon (PyTorch default).
     ln_eps: float = 1e-5
+    # Float32 matrix products (forward and backward) in full "float32" or in "tf32" (10-bit
+    # mantissa inputs, float32 accumulation: native on a GPU, emulated elsewhere; see
+    # `sinkjax.precision`). The experiments use float32 (spec G).
+    matmul_precision: MatmulPrecision = "float32"
 
     def __post_init__(self):
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads", "d_mlp"):
@@ -88,6 +93,7 @@ class TransformerConfig:
             ("positions", PositionKind),
             ("mlp_activation", MLPActivation),
             ("init", InitScheme),
+            ("matmul_precision", MatmulPrecision),
         ):
             if getattr(self, name) not in get_args(kind):
                 raise ValueError(

@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float
 
+from ..precision import dot_general_for
 from .config import TransformerConfig
 from .trace import AttentionTrace
 
@@ -54,6 +55,7 @@ def dense(cfg: TransformerConfig, fan_in: int, fan_out: int, use_bias: bool, rng
         use_bias=use_bias,
         kernel_init=linear_init(cfg, fan_in),
         bias_init=bias_init(cfg, fan_in),
+        dot_general=dot_general_for(cfg.matmul_precision),
         rngs=rngs,
     )
 
@@ -121,6 +123,7 @@ class CausalSelfAttention(nnx.Module):
         self.kind = cfg.attention
         self.positions = cfg.positions
         self.rope_base = cfg.rope_base
+        self.dot_general = dot_general_for(cfg.matmul_precision)
         self.qkv = nnx.Param(linear_init(cfg, d)(rngs.params(), (d, 3 * d)))
         self.q_bias = (
             nnx.Param(bias_init(cfg, d)(rngs.params(), (d,))) if cfg.has_query_bias else None
@@ -160,7 +163,8 @@ class CausalSelfAttention(nnx.Module):
         if key_input_scale is not None:
             d = kernel.shape[0]
             kernel = kernel.at[:, d : 2 * d].multiply(key_input_scale[:, None])
-        q, k, v = jnp.split(x @ kernel, 3, axis=-1)  # 3 x (B*N, d)
+        qkv = self.dot_general(x, kernel, (((1,), (0,)), ((), ())))  # x @ kernel
+        q, k, v = jnp.split(qkv, 3, axis=-1)  # 3 x (B*N, d)
         if self.q_bias is not None:
             b_q = self.q_bias[...]
             if query_bias_scale is not None:
@@ -231,11 +235,13 @@ class CausalSelfAttention(nnx.Module):
         )
         if self.positions == "rope":
             q, k = rotary(q, self.rope_base), rotary(k, self.rope_base)
-        logits = jnp.einsum("bqd,bkd->bqk", q, k) / jnp.sqrt(jnp.float32(dh))  # (B*H, N, N)
+        logits = jnp.einsum("bqd,bkd->bqk", q, k, _dot_general=self.dot_general)  # (B*H, N, N)
+        logits = logits / jnp.sqrt(jnp.float32(dh))
         if self.positions == "alibi":
             logits = (logits.reshape(B, H, N, N) + alibi_bias(H, N)).reshape(B * H, N, N)
         weights, slot_logits, slot_weights = self.weigh(logits, q)
-        z = jnp.einsum("bqk,bkd->bqd", weights, v).reshape(B, H, N, dh)
+        z = jnp.einsum("bqk,bkd->bqd", weights, v, _dot_general=self.dot_general)
+        z = z.reshape(B, H, N, dh)
         z = z * head_scale[None, :, None, None]
         out = self.o(z.transpose(0, 2, 1, 3).reshape(B * N, d)).reshape(B, N, d)
         if not trace:

@@ -19,6 +19,7 @@ from flax import nnx
 from jaxtyping import Array, Float, Int
 
 from ..interventions import Interventions, LayerInterventions
+from ..precision import dot_general_for
 from .config import TransformerConfig
 from .layers import MLP, CausalSelfAttention, dense, embed_init, sinusoidal_positions
 from .trace import LayerTrace, ModelTrace
@@ -142,8 +143,10 @@ class Transformer(nnx.Module):
         """Logits of the final residual stream: Head(LN_final(x)), or LN_final(x) E^T if tied."""
         B, N, d = x.shape
         flat = self.ln_final(x).reshape(B * N, d)
-        if self.head is None:
-            return self.token_embed.attend(flat).reshape(B, N, -1)
+        if self.head is None:  # flat E^T, as nnx.Embed.attend, at the model's matmul precision
+            embedding = self.token_embed.embedding[...]
+            dot_general = dot_general_for(self.cfg.matmul_precision)
+            return dot_general(flat, embedding, (((1,), (1,)), ((), ()))).reshape(B, N, -1)
         return self.head(flat).reshape(B, N, -1)
 
     def __call__(
