@@ -1,0 +1,170 @@
+"""Seed-to-seed spread of the 1-layer BB run at B = 32, N = d = 256 (issue 18, item 3).
+
+PyTorch side: 4 seeds of our own PyTorch model of spec B.1 (`tests/torch_reference.py`), seeded
+by `torch.manual_seed` (PyTorch's default init), AdamW(3e-4, betas (0.9, 0.99), eps 1e-8,
+wd 1e-4), trained on numpy batches drawn by the official generator's law (spec A.2), probed at
+steps 200, 400, 700 and 1,000 on one fixed evaluation batch of 512 sequences
+(`default_rng([42, 27])`, as the official code):
+Attn_<s>, logit_<s> (spec C, code definition) and ||W_O v_<s>||.
+
+JAX side: the same probes of `sinkjax run bb-dynamics --preset paper --steps 1000
+--batch-size 32 --seeds 4 --out OUT`, read from that run's record-free training store.
+
+    python bench/seed_spread.py --torch-out /tmp/torch_spread.json   # about 20 min, 2 cores
+    python bench/seed_spread.py --jax-runs OUT                        # after the sinkjax run
+
+Prints one table per side: mean, min and max over the seeds at each step.
+"""
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+
+PROBE_STEPS = (200, 400, 700, 1000)
+SEEDS = (42, 43, 44, 45)
+B, N, D = 32, 256, 256
+
+
+def official_law():
+    """(P, pi0, trigger mask) from the shipped counts (spec A.1)."""
+    from test_parity import official_law as law
+
+    from sinkjax.tasks import load_shipped_counts
+
+    return law(load_shipped_counts())
+
+
+def sample(rng: np.random.Generator, batch: int, law) -> tuple[np.ndarray, np.ndarray]:
+    """(inputs, targets), each (batch, N), by spec A.2: <s>, x[1] ~ pi0, then bigram or copy."""
+    transition, pi0, trigger = law
+    bos = transition.shape[0] - 2  # <s> = 65 of the 67 tokens (the last is <d>)
+    cumulative = np.cumsum(transition, axis=1)
+    x = np.empty((batch, N + 1), np.int64)
+    x[:, 0] = bos
+    x[:, 1] = rng.choice(len(pi0), size=batch, p=pi0)
+    for n in range(1, N):
+        u = rng.random(batch)[:, None]
+        drawn = (u < cumulative[x[:, n]]).argmax(axis=1)
+        x[:, n + 1] = np.where(trigger[x[:, n]], x[:, n - 1], drawn)
+    return x[:, :-1], x[:, 1:]
+
+
+def probes(model, inputs: np.ndarray, trigger: np.ndarray, bos: int) -> dict[str, float]:
+    """Attn_<s>, logit_<s> and ||W_O v_<s>|| of the 1-layer reference model (spec C)."""
+    import torch
+
+    with torch.no_grad():
+        tokens = torch.tensor(inputs)
+        x = model.tok(tokens) + model.pos(torch.arange(N))[None]
+        block = model.blocks[0]
+        h = block.ln_attn(x)
+        attn = block.attn
+        scores = attn.q(h) @ attn.k(h).transpose(1, 2) / np.sqrt(D)
+        weights = attn.weights(h).numpy()
+        value_sink = attn.o(attn.v(h[:, 0])).norm(dim=-1).mean().item()
+        scores = scores.numpy().astype(np.float64)
+    non_trigger = ~trigger[inputs]
+    attn_sink = weights[:, :, 0][non_trigger].mean()
+    # Delta_n = s[n, 0] - mean_{1 <= j <= n-1} s[n, j] for n >= 2.
+    below = np.tril(np.ones((N, N)), -1)
+    below[:, 0] = 0
+    counts = below.sum(1)
+    delta = scores[:, :, 0] - (scores * below).sum(-1) / np.maximum(counts, 1)
+    delta[:, :2] = np.nan
+    per_type = [
+        np.nanmean(delta[inputs == v])
+        for v in range(len(trigger))
+        if v != bos and not trigger[v] and np.any(inputs[:, 2:] == v)
+    ]
+    return {
+        "attn_sink": float(attn_sink),
+        "sink_logit": float(np.nanmean(per_type)),
+        "value_norm_sink": value_sink,
+    }
+
+
+def torch_side(out: pathlib.Path) -> dict:
+    import torch
+    import torch_reference as ref
+
+    torch.set_num_threads(2)
+    law = official_law()
+    trigger, bos = law[2], law[0].shape[0] - 2
+    eval_inputs, _ = sample(np.random.default_rng([42, 27]), 512, law)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    for seed in SEEDS:
+        if str(seed) in results:
+            continue
+        torch.manual_seed(seed)
+        model = ref.Transformer(ref.ReferenceConfig())
+        optimizer = ref.make_optimizer(model, "adamw", 3e-4, 1e-4)
+        rng = np.random.default_rng([seed, 0])
+        row, t0 = {}, time.perf_counter()
+        for step in range(1, max(PROBE_STEPS) + 1):
+            inputs, targets = sample(rng, B, law)
+            ref.train_step(model, optimizer, torch.tensor(inputs), torch.tensor(targets))
+            if step in PROBE_STEPS:
+                row[step] = probes(model, eval_inputs, trigger, bos)
+        results[str(seed)] = row
+        out.write_text(json.dumps(results, indent=1))  # one seed at a time: resumable
+        print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
+    return results
+
+
+def jax_side(runs: pathlib.Path) -> dict:
+    from experiments import bb_dynamics
+    from experiments.bb_common import train_bb
+    from experiments.registry import RunContext
+    from experiments.runner import resolve_config
+
+    cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", steps=1000, batch_size=32, n_seeds=4)
+    ctx = RunContext(runs / "bb-dynamics", progress=False, run_store=runs / "trained-runs")
+    result = train_bb(cfg, ctx, "bb-dynamics").result  # restores the finished run
+    steps = list(result.eval_steps)
+    return {
+        str(seed): {
+            step: {
+                name: float(np.ravel(result.metrics[name][i, steps.index(step)])[0])
+                for name in ("attn_sink", "sink_logit", "value_norm_sink")
+            }
+            for step in PROBE_STEPS
+        }
+        for i, seed in enumerate(cfg.seeds)
+    }
+
+
+def table(results: dict, title: str) -> None:
+    print(f"\n{title}: mean [min, max] over {len(results)} seeds")
+    print("| step | Attn_<s> | logit_<s> | ||W_O v_<s>|| |\n|---|---|---|---|")
+    for step in PROBE_STEPS:
+        cells = []
+        for name in ("attn_sink", "sink_logit", "value_norm_sink"):
+            values = [
+                row[str(step)][name] if str(step) in row else row[step][name]
+                for row in results.values()
+            ]
+            cells.append(f"{np.mean(values):.2f} [{min(values):.2f}, {max(values):.2f}]")
+        print(f"| {step} | " + " | ".join(cells) + " |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--torch-out", type=pathlib.Path, help="train the PyTorch seeds (resumable)"
+    )
+    parser.add_argument("--jax-runs", type=pathlib.Path, help="the --out of the sinkjax run")
+    args = parser.parse_args()
+    if args.torch_out:
+        table(torch_side(args.torch_out), "PyTorch reference, official data law")
+    if args.jax_runs:
+        table(jax_side(args.jax_runs), "sinkjax (vmapped seeds, on-device data)")
+
+
+if __name__ == "__main__":
+    main()
