@@ -126,11 +126,13 @@ def jax_side(runs: pathlib.Path) -> dict:
     cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", steps=1000, batch_size=32, n_seeds=4)
     ctx = RunContext(runs / "bb-dynamics", progress=False, run_store=runs / "trained-runs")
     result = train_bb(cfg, ctx, "bb-dynamics").result  # restores the finished run
-    steps = list(result.eval_steps)
+    # The evaluation nearest each probe step (the schedule is log- and evenly spaced).
+    nearest = {step: int(np.argmin(np.abs(result.eval_steps - step))) for step in PROBE_STEPS}
+    print("evaluation steps used:", {s: int(result.eval_steps[e]) for s, e in nearest.items()})
     return {
         str(seed): {
             step: {
-                name: float(np.ravel(result.metrics[name][i, steps.index(step)])[0])
+                name: float(np.ravel(result.metrics[name][i, nearest[step]])[0])
                 for name in ("attn_sink", "sink_logit", "value_norm_sink")
             }
             for step in PROBE_STEPS
