@@ -219,7 +219,7 @@ def measure(bb: TrainedBB) -> tuple[dict, dict, dict]:
     ]
     window = (steps >= LOG_FIT_WINDOW[0]) & (steps <= LOG_FIT_WINDOW[1])
     skipped = {}
-    if window.sum() < 3:  # only at `ci`, whose runs are far shorter than 1k steps
+    if window.sum() < 3:  # at `ci`, or a run cut below 1k steps
         skipped["sink-logit-log-linear"] = "fewer than 3 evaluations in steps 1k-10k"
     measured = {
         "backcopy-excess": backcopy[:, at_excess],

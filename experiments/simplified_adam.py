@@ -159,7 +159,7 @@ def measure(code: TrainResult) -> tuple[dict, dict]:
         "d5-value-norm-rises-then-falls": bb_dynamics.rises_then_falls(steps, m["wo_beta_norm"]),
     }
     skipped = {}
-    if inside.sum() < 3:  # only at `ci`, whose run is far shorter than 1k steps
+    if inside.sum() < 3:  # at `ci`, or a run cut below 1k steps
         skipped["d5-logit-log-linear"] = "fewer than 3 evaluations in steps 1k-10k"
     else:
         measured["d5-logit-log-linear"] = {

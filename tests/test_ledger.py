@@ -152,6 +152,7 @@ def test_runner_refuses_skipped_claims_outside_ci_and_undeclared_claims():
     check_ledger(experiment, outcome, "ci")
     with pytest.raises(RuntimeError, match="skipped"):
         check_ledger(experiment, outcome, "quick")
+    check_ledger(experiment, outcome, "paper", overridden=True)  # e.g. --steps cut the window
     with pytest.raises(RuntimeError, match="declared"):
         check_ledger(experiment, dataclasses.replace(outcome, claims=outcome.claims[:1]), "ci")
 
