@@ -25,8 +25,9 @@ Rules take plain numbers, or lists of them ("every seed"), or dicts of named num
 
 import dataclasses
 import math
+import operator
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import numpy as np
 
@@ -57,24 +58,34 @@ def _all_finite(values: np.ndarray) -> bool:
     return bool(np.all(np.isfinite(values)))
 
 
+# The four scalar comparisons: op -> (whether it holds, whether larger values are safer).
+_COMPARISONS = {
+    ">": (operator.gt, True),
+    ">=": (operator.ge, True),
+    "<": (operator.lt, False),
+    "<=": (operator.le, False),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class _Compare:
-    """A scalar comparison applied to every element of the measured value (the worst counts)."""
+    """`measured OP bound` for every element of the measured value (the worst one is reported).
+
+    Subclasses set `op`, one of `_COMPARISONS`.
+    """
 
     bound: float
-    op = ""
-
-    def _holds(self, values: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    op: ClassVar[str]
 
     def check(self, measured):
         values = _numbers(measured)
-        ok = _all_finite(values) and bool(np.all(self._holds(values)))
-        worst = values[np.argmin(self._margin(values))] if _all_finite(values) else math.nan
+        holds, larger_is_safer = _COMPARISONS[self.op]
+        ok = _all_finite(values) and bool(np.all(holds(values, self.bound)))
+        if not _all_finite(values):
+            worst = math.nan
+        else:
+            worst = values.min() if larger_is_safer else values.max()
         return ok, ({} if values.size == 1 else {"worst": float(worst)})
-
-    def _margin(self, values: np.ndarray) -> np.ndarray:
-        return values - self.bound if self.op[0] == ">" else self.bound - values
 
     def describe(self) -> str:
         return f"{self.op} {self.bound:g}"
@@ -82,34 +93,22 @@ class _Compare:
 
 @dataclasses.dataclass(frozen=True)
 class Above(_Compare):
-    op = ">"
-
-    def _holds(self, values):
-        return values > self.bound
+    op: ClassVar[str] = ">"
 
 
 @dataclasses.dataclass(frozen=True)
 class AtLeast(_Compare):
-    op = ">="
-
-    def _holds(self, values):
-        return values >= self.bound
+    op: ClassVar[str] = ">="
 
 
 @dataclasses.dataclass(frozen=True)
 class Below(_Compare):
-    op = "<"
-
-    def _holds(self, values):
-        return values < self.bound
+    op: ClassVar[str] = "<"
 
 
 @dataclasses.dataclass(frozen=True)
 class AtMost(_Compare):
-    op = "<="
-
-    def _holds(self, values):
-        return values <= self.bound
+    op: ClassVar[str] = "<="
 
 
 @dataclasses.dataclass(frozen=True)
