@@ -10,8 +10,14 @@ Attn_<s>, logit_<s> (spec C, code definition) and ||W_O v_<s>||.
 JAX side: the same probes of `sinkjax run bb-dynamics --preset paper --steps 1000
 --batch-size 32 --seeds 4 --out OUT`, read from that run's record-free training store.
 
+Crossed: to tell the initial draw from the data stream, each trainer also starts from the other
+side's initial parameters of the same seeds: our trainer (on-device data) from
+`torch.manual_seed(seed)` draws, and the PyTorch model (numpy data) from our seeds' draws.
+
     python bench/seed_spread.py --torch-out /tmp/torch_spread.json   # about 20 min, 2 cores
     python bench/seed_spread.py --jax-runs OUT                        # after the sinkjax run
+    python bench/seed_spread.py --jax-from-torch-init /tmp/jt.json   # our trainer, torch inits
+    python bench/seed_spread.py --torch-from-jax-init /tmp/tj.json   # torch trainer, our inits
 
 Prints one table per side: mean, min and max over the seeds at each step.
 """
@@ -89,7 +95,9 @@ def probes(model, inputs: np.ndarray, trigger: np.ndarray, bos: int) -> dict[str
     }
 
 
-def torch_side(out: pathlib.Path) -> dict:
+def torch_side(out: pathlib.Path, init: str = "torch") -> dict:
+    """The PyTorch seeds, from `torch.manual_seed(seed)` draws or (init="jax") from our draws of
+    the same seeds; numpy data by the official law either way."""
     import torch
     import torch_reference as ref
 
@@ -103,6 +111,9 @@ def torch_side(out: pathlib.Path) -> dict:
             continue
         torch.manual_seed(seed)
         model = ref.Transformer(ref.ReferenceConfig())
+        if init == "jax":
+            ours = jax_initial_params()[seed]
+            model.load_state_dict({k: torch.tensor(v) for k, v in ours.items()}, strict=True)
         optimizer = ref.make_optimizer(model, "adamw", 3e-4, 1e-4)
         rng = np.random.default_rng([seed, 0])
         row, t0 = {}, time.perf_counter()
@@ -117,6 +128,143 @@ def torch_side(out: pathlib.Path) -> dict:
     return results
 
 
+def jax_initial_params() -> dict[int, dict[str, np.ndarray]]:
+    """Our trainer's initial parameters of each seed, in the reference model's layout."""
+    import jax
+    from test_parity import flat_params, to_torch_layout
+
+    from sinkjax.train import seed_keys
+
+    task, _ = bb_task()
+    init_keys, _ = seed_keys(SEEDS)
+    return {
+        seed: to_torch_layout(flat_params(task.init_params(init_keys[i])))
+        for i, seed in enumerate(SEEDS)
+    }
+
+
+def bb_task(batch: int = B):
+    """Our 1-layer BB training task at d = N = 256 and `batch` sequences a step, and its
+    graphdef."""
+    from experiments.bb_common import BBRunConfig
+    from sinkjax.bb_training import bb_train_task, make_eval_batch
+    from sinkjax.tasks import default_bb_task
+
+    task = default_bb_task()
+    model_cfg = BBRunConfig(batch_size=batch).model_config(task.vocab_size)
+    eval_batch = make_eval_batch(task, 512, N)
+    return bb_train_task(model_cfg, task, batch, N, eval_batch)
+
+
+def from_torch_layout(torch_params: dict[str, np.ndarray], like):
+    """The reference model's parameters as our parameter state shaped like `like` (the inverse
+    of test_parity.to_torch_layout)."""
+    import jax
+    from flax import nnx
+    from test_parity import flat_params, to_torch_layout
+
+    names = flat_params(like)
+    pure = {}
+    for name, value in names.items():
+        if name.endswith(".qkv"):
+            prefix = name.removesuffix("qkv")
+            parts = [torch_params[f"{prefix}{p}.weight"].T for p in "qkv"]
+            array = np.concatenate(parts, axis=1)
+        else:
+            (torch_name,) = to_torch_layout({name: value})
+            array = torch_params[torch_name]
+            array = array.T if name.endswith(".kernel") else array
+        assert array.shape == value.shape, (name, array.shape, value.shape)
+        node = pure
+        *path, leaf = name.split(".")
+        for key in path:
+            node = node.setdefault(int(key) if key.isdigit() else key, {})
+        node[leaf] = array
+    state = jax.tree.map(lambda leaf: leaf, like)  # a new State: `like` stays as it was
+    nnx.replace_by_pure_dict(state, pure)
+    return state
+
+
+def jax_from_torch_init(out: pathlib.Path) -> dict:
+    """Our trainer (on-device data of seeds 42-45, vmapped) from torch.manual_seed draws."""
+    if out.exists():
+        return json.loads(out.read_text())
+    result = train_from_torch_init(
+        SEEDS, B, max(PROBE_STEPS), PROBE_STEPS, 0, out.with_suffix(".ckpt").absolute()
+    )
+    results = jax_rows(result)
+    out.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def train_from_torch_init(
+    seeds: tuple[int, ...],
+    batch: int,
+    steps: int,
+    eval_at: tuple[int, ...],
+    n_linear_evals: int,
+    checkpoint_dir: pathlib.Path,
+):
+    """Our trainer (paper settings, `batch` sequences a step, on-device data of `seeds`,
+    vmapped) from the PyTorch reference's `torch.manual_seed(seed)` initial parameters;
+    checkpointed every 100 steps (resumable). Returns the `TrainResult`."""
+    import jax
+    import jax.numpy as jnp
+    import torch
+    import torch_reference as ref
+
+    from experiments.bb_common import BBRunConfig
+    from sinkjax.train import TrainConfig, TrainTask, seed_keys, train
+
+    base, _ = bb_task(batch)
+    like = base.init_params(seed_keys(seeds)[0][0])
+    inits = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        model = ref.Transformer(ref.ReferenceConfig())
+        state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+        inits.append(from_torch_layout(state, like))
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *inits)
+    task = TrainTask(
+        init_params=lambda key, init: init,
+        loss=lambda params, key, init: base.loss(params, key),
+        evaluate=lambda params, init: base.evaluate(params),
+        run_args=stacked,
+    )
+    cfg = TrainConfig(
+        steps=steps,
+        seeds=seeds,
+        chunk_size=100,
+        n_log_evals=0,
+        n_linear_evals=n_linear_evals,
+        eval_at=eval_at,
+        checkpoint_every=100,
+    )
+    return train(
+        task,
+        BBRunConfig().optimizer_config(),
+        cfg,
+        checkpoint_dir=str(checkpoint_dir),
+        fingerprint={"bench": "seed_spread jax-from-torch-init", "B": batch, "N": N, "d": D},
+    )
+
+
+def jax_rows(result) -> dict:
+    """seed -> probe step -> the three probes of that seed, from a `TrainResult`."""
+    at = {step: int(np.argmin(np.abs(result.eval_steps - step))) for step in PROBE_STEPS}
+    print("evaluation steps used:", {s: int(result.eval_steps[e]) for s, e in at.items()})
+    return {
+        str(seed): {
+            step: {
+                name: float(np.ravel(result.metrics[name][i, at[step]])[0])
+                for name in ("attn_sink", "sink_logit", "value_norm_sink")
+            }
+            for step in PROBE_STEPS
+        }
+        for i, seed in enumerate(SEEDS)
+    }
+
+
 def jax_side(runs: pathlib.Path) -> dict:
     from experiments import bb_dynamics
     from experiments.bb_common import train_bb
@@ -125,20 +273,9 @@ def jax_side(runs: pathlib.Path) -> dict:
 
     cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", steps=1000, batch_size=32, n_seeds=4)
     ctx = RunContext(runs / "bb-dynamics", progress=False, run_store=runs / "trained-runs")
-    result = train_bb(cfg, ctx, "bb-dynamics").result  # restores the finished run
+    assert cfg.seeds == SEEDS
     # The evaluation nearest each probe step (the schedule is log- and evenly spaced).
-    nearest = {step: int(np.argmin(np.abs(result.eval_steps - step))) for step in PROBE_STEPS}
-    print("evaluation steps used:", {s: int(result.eval_steps[e]) for s, e in nearest.items()})
-    return {
-        str(seed): {
-            step: {
-                name: float(np.ravel(result.metrics[name][i, nearest[step]])[0])
-                for name in ("attn_sink", "sink_logit", "value_norm_sink")
-            }
-            for step in PROBE_STEPS
-        }
-        for i, seed in enumerate(cfg.seeds)
-    }
+    return jax_rows(train_bb(cfg, ctx, "bb-dynamics").result)  # restores the finished run
 
 
 def table(results: dict, title: str) -> None:
@@ -161,11 +298,21 @@ def main() -> None:
         "--torch-out", type=pathlib.Path, help="train the PyTorch seeds (resumable)"
     )
     parser.add_argument("--jax-runs", type=pathlib.Path, help="the --out of the sinkjax run")
+    parser.add_argument(
+        "--jax-from-torch-init", type=pathlib.Path, help="our trainer from torch's initial draws"
+    )
+    parser.add_argument(
+        "--torch-from-jax-init", type=pathlib.Path, help="the torch trainer from our initial draws"
+    )
     args = parser.parse_args()
     if args.torch_out:
         table(torch_side(args.torch_out), "PyTorch reference, official data law")
     if args.jax_runs:
         table(jax_side(args.jax_runs), "sinkjax (vmapped seeds, on-device data)")
+    if args.jax_from_torch_init:
+        table(jax_from_torch_init(args.jax_from_torch_init), "sinkjax trainer, torch init")
+    if args.torch_from_jax_init:
+        table(torch_side(args.torch_from_jax_init, init="jax"), "PyTorch trainer, sinkjax init")
 
 
 if __name__ == "__main__":

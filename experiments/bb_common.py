@@ -17,6 +17,7 @@ from sinkjax.tasks.corpus_stats import count_chars
 from sinkjax.train import TrainResult
 
 from .claims import Below, ClaimSpec
+from .official_reference import OFFICIAL_PROBE_STEPS
 from .registry import RunContext
 from .stored_training import train_stored, training_schedule
 
@@ -54,6 +55,8 @@ class BBRunConfig:
     chunk_size: int = 250
     n_log_evals: int = 40
     n_linear_evals: int = 40
+    # Further evaluation steps (the `paper` run adds the official run's probe steps).
+    eval_at: tuple[int, ...] = ()
     # Float32 matrix products in full "float32" (spec G, every preset) or "tf32" (10-bit mantissa
     # inputs: native on a GPU, emulated on the CPU; `sinkjax.precision`), to measure TF32's effect.
     matmul_precision: str = "float32"
@@ -66,6 +69,8 @@ class BBRunConfig:
             raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
         if self.eval_batch_size <= 0 or self.chunk_size <= 0:
             raise ValueError("eval_batch_size and chunk_size must be positive")
+        if any(step < 0 for step in self.eval_at):
+            raise ValueError(f"eval_at steps must be >= 0, got {self.eval_at}")
         self.optimizer_config()  # validates the optimiser name
         self.model_config(vocab_size=1)  # validates the architecture
 
@@ -118,6 +123,16 @@ QUICK_RUN = BBRunConfig(
     eval_batch_size=128,
     chunk_size=250,
     learning_rate=1e-3,
+)
+
+# The paper's 1-layer run (spec B.1, 100k steps), evaluated also at the official run's probe
+# steps; `bb-dynamics` and the softmax twin of `relu-attention` share it.
+PAPER_LONG_RUN = BBRunConfig(
+    steps=100_000,
+    chunk_size=1000,
+    n_log_evals=60,
+    n_linear_evals=50,
+    eval_at=OFFICIAL_PROBE_STEPS,
 )
 
 
@@ -193,7 +208,7 @@ def train_bb(
         with_bos=cfg.with_bos,
         architectures=gates,
     )
-    train_cfg = training_schedule(cfg, seeds, n_checkpoints=20)
+    train_cfg = training_schedule(cfg, seeds, n_checkpoints=20, eval_at=cfg.eval_at)
     # The BBRunConfig fields only: an experiment's own fields do not change the run, so
     # experiments that train the same run share it through the run store.
     fingerprint = {

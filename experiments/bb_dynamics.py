@@ -12,7 +12,15 @@ from flax import nnx
 
 from sinkjax import plotting, probes
 
-from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, final_trace, train_bb
+from .bb_common import (
+    CI_RUN,
+    PAPER_LONG_RUN,
+    QUICK_RUN,
+    BBRunConfig,
+    TrainedBB,
+    final_trace,
+    train_bb,
+)
 from .claims import (
     Above,
     AllOf,
@@ -21,20 +29,39 @@ from .claims import (
     Between,
     ClaimSpec,
     LinearFit,
+    Near,
     Observation,
     check_specs,
     judge,
 )
+from .official_reference import OFFICIAL_DYNAMICS, OFFICIAL_SOURCE
 from .registry import Experiment, Outcome, RunContext
 
 PRESETS = {
     "ci": CI_RUN,
     "quick": QUICK_RUN,
-    "paper": BBRunConfig(steps=100_000, chunk_size=1000, n_log_evals=60, n_linear_evals=50),
+    "paper": PAPER_LONG_RUN,
 }
 
 
-def _figures(run, ctx: RunContext) -> list[str]:
+def _official_reference_panel(ax, steps: np.ndarray, m: dict, official_settings: bool) -> None:
+    """Seed 0's Attn_<s>, logit_<s> and ||W_O v_<s>|| with the official run's points overlaid."""
+    x = np.maximum(steps, 1)
+    for name, label in PROBE_LABELS.items():
+        (line,) = ax.plot(x, m[name][:, 0, 0], lw=1.5, label=f"{label} (ours)")
+        official = [(step, values[name]) for step, values in OFFICIAL_DYNAMICS.items()]
+        ax.plot(*zip(*official, strict=True), "o", color=line.get_color(), mec="k", ms=6)
+    ax.plot([], [], "o", color="w", mec="k", label="official code, seed 42")
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_xlabel("step")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    settings = "same settings" if official_settings else "other settings: not comparable"
+    ax.set_title(f"official-reference (d = N = 256, B = 512; this run: {settings})", fontsize=10)
+
+
+def _figures(run, ctx: RunContext, official_settings: bool) -> list[str]:
     steps = run.result.eval_steps
     m = {k: v[0] for k, v in run.result.metrics.items()}  # seed 0
     _, trace = final_trace(run)
@@ -59,7 +86,7 @@ def _figures(run, ctx: RunContext) -> list[str]:
     axes[1].set_title("E2: value-state drain (<s> in red)", fontsize=10)
     figures = [ctx.save_figure(fig, "attention_and_values")]
 
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig, axes = plt.subplots(1, 3, figsize=(19, 4.5))
     logit = m["sink_logit"][:, 0, 0]
     plotting.curves_panel(
         axes[0],
@@ -86,6 +113,7 @@ def _figures(run, ctx: RunContext) -> list[str]:
         title="raw values (logit band: 10-90% over token types)",
     )
     axes[1].set_yscale("symlog", linthresh=0.1)
+    _official_reference_panel(axes[2], steps, m, official_settings)
     figures.append(ctx.save_figure(fig, "dynamics"))
     return figures
 
@@ -110,6 +138,44 @@ def final_head_probes(bb: TrainedBB) -> tuple[np.ndarray, np.ndarray]:
 
 
 AD = "active_dormant.md"
+PROBE_LABELS = {
+    "attn_sink": "Attn_<s>",
+    "sink_logit": "logit_<s>",
+    "value_norm_sink": "||W_O v_<s>||",
+}
+# Issue 18 item 5: (claim name, probe, step, rule) against the official run's dynamics.
+OFFICIAL_CLAIMS = (
+    ("attn", "attn_sink", 1_000, Near(OFFICIAL_DYNAMICS[1_000]["attn_sink"], 0.05)),
+    ("attn", "attn_sink", 10_000, Near(OFFICIAL_DYNAMICS[10_000]["attn_sink"], 0.05)),
+    ("logit", "sink_logit", 10_000, Near(OFFICIAL_DYNAMICS[10_000]["sink_logit"], 0.15, True)),
+    (
+        "value-norm",
+        "value_norm_sink",
+        10_000,
+        Near(OFFICIAL_DYNAMICS[10_000]["value_norm_sink"], 0.25, True),
+    ),
+)
+# The settings that make a run the official one (the rest only chunk, evaluate or cut it).
+OFFICIAL_RUN_FIELDS = (
+    "learning_rate",
+    "weight_decay",
+    "optimizer",
+    "base_seed",
+    "batch_size",
+    "seq_len",
+    "with_bos",
+    "d_model",
+    "n_layers",
+    "attention",
+    "no_attn",
+    "no_ffn",
+)
+
+
+def official_claim_id(name: str, step: int) -> str:
+    return f"official-{name}-{step // 1000}k"
+
+
 # E1's "well above 0.7 after ~1k steps, but below 1" ("well above": at least 0.05 above).
 ATTENTION_SINK_RULE = Between(0.75, 0.999)
 CLAIMS = check_specs(
@@ -182,6 +248,18 @@ CLAIMS = check_specs(
                 }
             ),
         ),
+        *(
+            ClaimSpec(
+                official_claim_id(name, step),
+                f"at the official run's settings, seed {PAPER_LONG_RUN.base_seed}'s "
+                f"{PROBE_LABELS[probe]} at step {step:,} is {rule.describe()} (the official run's "
+                "value; tolerance from issue 18 item 5)",
+                OFFICIAL_SOURCE,
+                rule,
+                only_at="paper",
+            )
+            for name, probe, step, rule in OFFICIAL_CLAIMS
+        ),
     ]
 )
 # E4's windows: "within ~1k steps" is judged at step 1,500; the log-linear fit spans 1k-10k.
@@ -200,6 +278,41 @@ def rises_then_falls(steps: np.ndarray, value: np.ndarray) -> dict[str, np.ndarr
         "midpoint_over_peak": value[:, midpoint] / value.max(axis=1),
         "end_over_midpoint": value[:, -1] / value[:, midpoint],
     }
+
+
+def is_official_run(cfg: BBRunConfig) -> bool:
+    """Whether `cfg` trains the official run (whatever its length, chunking and evaluations)."""
+    return all(getattr(cfg, f) == getattr(PAPER_LONG_RUN, f) for f in OFFICIAL_RUN_FIELDS)
+
+
+def at_official_steps(bb: TrainedBB) -> dict[int, dict[str, float]]:
+    """Seed 0's Attn_<s>, logit_<s> and ||W_O v_<s>|| at the evaluation nearest each official
+    probe step up to the end of training: step -> {"eval_step": that evaluation, probe: value}."""
+    steps = bb.result.eval_steps
+    values = {}
+    for step in OFFICIAL_DYNAMICS:
+        if step <= steps[-1]:
+            e = int(np.argmin(np.abs(steps - step)))
+            probes_at = {k: float(bb.result.metrics[k][0, e, 0, 0]) for k in PROBE_LABELS}
+            values[step] = {"eval_step": int(steps[e]), **probes_at}
+    return values
+
+
+def official_measured(bb: TrainedBB, ours: dict[int, dict[str, float]]) -> tuple[dict, dict]:
+    """(claim id -> measured, claim id -> why skipped) of the official-reference claims."""
+    measured, skipped = {}, {}
+    for name, probe, step, _ in OFFICIAL_CLAIMS:
+        claim_id = official_claim_id(name, step)
+        if not is_official_run(bb.cfg):
+            skipped[claim_id] = (
+                "not the official run's settings (the paper preset's model, data, optimiser and "
+                "seed); compared as an observation"
+            )
+        elif step not in ours or ours[step]["eval_step"] != step:
+            skipped[claim_id] = f"no evaluation at step {step:,} (the run has {bb.cfg.steps:,})"
+        else:
+            measured[claim_id] = ours[step][probe]
+    return measured, skipped
 
 
 def measure(bb: TrainedBB) -> tuple[dict, dict, dict]:
@@ -238,7 +351,9 @@ def measure(bb: TrainedBB) -> tuple[dict, dict, dict]:
     }
     if skipped:
         del measured["sink-logit-log-linear"]
-    return measured, skipped, details
+    details["official_reference"] = at_official_steps(bb)
+    official, official_skipped = official_measured(bb, details["official_reference"])
+    return measured | official, skipped | official_skipped, details
 
 
 def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
@@ -270,8 +385,19 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
         ),
         Observation("final-sink-logit", "final logit_<s>, per seed", bb.final_metric("sink_logit")),
     ]
+    if not is_official_run(cfg):
+        observations.append(
+            Observation(
+                "official-reference",
+                "seed 0's Attn_<s>, logit_<s> and ||W_O v_<s>|| at the evaluations nearest the "
+                "official run's probe steps; this run's settings are not the official ones",
+                {"ours": details["official_reference"], "official": OFFICIAL_DYNAMICS},
+            )
+        )
     claims = judge(CLAIMS, measured, skipped)
-    return Outcome(claims, _figures(bb, ctx), list(cfg.seeds), summary, observations)
+    return Outcome(
+        claims, _figures(bb, ctx, is_official_run(cfg)), list(cfg.seeds), summary, observations
+    )
 
 
 EXPERIMENT = Experiment(

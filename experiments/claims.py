@@ -285,12 +285,18 @@ class Claim:
 
 @dataclasses.dataclass(frozen=True)
 class ClaimSpec:
-    """A paper's prediction, declared before any run: the same at every preset."""
+    """A paper's prediction, declared before any run: the same at every preset.
+
+    `only_at` names the preset whose settings a claim is about when it compares with a
+    reference run's saved numbers (the official code's run has the `paper` settings): on a run
+    with other settings the experiment skips it and records its measurement as an observation.
+    """
 
     id: str
     statement: str
     source: str
     rule: Rule
+    only_at: str | None = None
 
     def __post_init__(self):
         if not self.source.strip():

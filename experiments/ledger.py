@@ -4,7 +4,8 @@
     sinkjax ledger                 # rewrite the page from the registry and the snapshots
 
 The page is generated, never edited: from the registry (each experiment's `CLAIMS`), from
-`docs/ledger-quick.json` (the verdicts of the latest `quick` main job, written by `--runs`)
+`docs/ledger-quick.json` (the verdicts of the latest `quick` main job, written by `--runs`; a
+folder holding some experiments' quick records updates just those)
 and from the `paper` records in `docs/paper/<experiment>/record.json`. A verdict recorded under
 another bound than the claim's present one says so, and so does a record whose float32
 matmuls ran in TF32 (GPU records without `versions.matmul_precision = float32`).
@@ -48,9 +49,10 @@ def _verdict_entry(claim: dict[str, Any]) -> dict[str, str]:
     derived = claim.get("derived") or {}
     # The numbers the verdict rests on, when they are not the measured value itself.
     shown = {k: v for k, v in derived.items() if not isinstance(v, Mapping)} or claim["measured"]
+    skipped = claim["verdict"] == "skipped"
     return {
         "verdict": claim["verdict"],
-        "measured": _short(shown),
+        "measured": claim.get("note", "") if skipped else _short(shown),
         "bound": claim.get("bound", claim.get("predicted", "")),
     }
 
@@ -127,7 +129,9 @@ def render(experiments: Mapping[str, Experiment], quick: Mapping[str, Any]) -> s
         "`record.json` and the HTML report, not here.",
         "",
         f"{n_claims} claims in {len(experiments)} experiments; in the quick main job "
-        f"{quick_verdicts.count('pass')} pass, {quick_verdicts.count('fail')} fail.",
+        f"{quick_verdicts.count('pass')} pass, {quick_verdicts.count('fail')} fail, "
+        f"{quick_verdicts.count('skipped')} are skipped (comparisons with a reference run at "
+        "other settings).",
         "",
     ]
     for name, experiment in experiments.items():
@@ -159,12 +163,14 @@ def load_quick_snapshot() -> dict[str, Any]:
 
 
 def write_ledger(runs: pathlib.Path | None) -> pathlib.Path:
-    """Snapshot the quick verdicts under `runs` (if given), then rewrite docs/claims.md."""
+    """Snapshot the quick verdicts under `runs` (if given: the experiments recorded there replace
+    their entries, the others keep theirs), then rewrite docs/claims.md."""
     if not DOCS.is_dir():
         raise UsageError(f"no {DOCS}: `sinkjax ledger` writes docs/ of a source checkout")
     experiments = get_experiments()
     if runs is not None:
-        write_json_atomic(QUICK_SNAPSHOT, snapshot_quick(runs, experiments))
+        snapshot = load_quick_snapshot() | snapshot_quick(runs, experiments)
+        write_json_atomic(QUICK_SNAPSHOT, {n: snapshot[n] for n in experiments if n in snapshot})
     tmp = PAGE.with_name(f".{PAGE.name}.tmp")
     tmp.write_text(render(experiments, load_quick_snapshot()))
     tmp.replace(PAGE)

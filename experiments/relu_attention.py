@@ -17,6 +17,7 @@ from . import bb_dynamics
 from .bb_common import (
     BAYES_EXCESS_BOUND,
     CI_RUN,
+    PAPER_LONG_RUN,
     QUICK_RUN,
     BBRunConfig,
     TrainedBB,
@@ -52,7 +53,7 @@ def _from(base: BBRunConfig, **changes) -> ReluAttentionConfig:
 PRESETS = {
     "ci": _from(CI_RUN, attention="relu", learning_rate=3e-3, softmax_learning_rate=1e-3),
     "quick": _from(QUICK_RUN, attention="relu", learning_rate=3e-3, softmax_learning_rate=1e-3),
-    "paper": ReluAttentionConfig(steps=100_000, chunk_size=1000, n_log_evals=60, n_linear_evals=50),
+    "paper": _from(PAPER_LONG_RUN, attention="relu", learning_rate=3e-3),
 }
 
 # "Within a few hundred steps" is judged at the evaluation nearest step 500.

@@ -134,14 +134,20 @@ def check_ledger(
     experiment: Experiment, outcome: Outcome, preset: str, overridden: bool = False
 ) -> None:
     """The outcome judges exactly the experiment's declared claims, in order, and skips one (for
-    want of data) only at the `ci` preset or in a run whose settings were overridden (e.g. a
-    `paper` run cut to 1,000 steps has no evaluations in a 1k-10k window)."""
+    want of data) only at the `ci` preset, in a run whose settings were overridden (e.g. a
+    `paper` run cut to 1,000 steps has no evaluations in a 1k-10k window), or at a preset
+    other than the claim's `only_at` (a comparison with a reference run at its settings)."""
     declared = [spec.id for spec in experiment.claims]
     judged = [claim.id for claim in outcome.claims]
     if judged != declared:
         raise RuntimeError(f"{experiment.name}: judged claims {judged} != declared {declared}")
-    skipped = [claim.id for claim in outcome.claims if claim.verdict == "skipped"]
-    if skipped and preset != "ci" and not overridden:
+    may_skip = preset == "ci" or overridden
+    skipped = [
+        spec.id
+        for spec, claim in zip(experiment.claims, outcome.claims, strict=True)
+        if claim.verdict == "skipped" and not may_skip and spec.only_at in (None, preset)
+    ]
+    if skipped:
         raise RuntimeError(f"{experiment.name}: claims {skipped} skipped at preset {preset!r}")
 
 

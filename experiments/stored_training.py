@@ -17,15 +17,18 @@ class RunLength(Protocol):
     n_linear_evals: int
 
 
-def training_schedule(run: RunLength, seeds: tuple[int, ...], n_checkpoints: int) -> TrainConfig:
-    """`run`'s `TrainConfig`: its steps and evaluations, chunks no longer than the run, and a
-    checkpoint every steps / n_checkpoints steps."""
+def training_schedule(
+    run: RunLength, seeds: tuple[int, ...], n_checkpoints: int, eval_at: tuple[int, ...] = ()
+) -> TrainConfig:
+    """`run`'s `TrainConfig`: its steps and evaluations (with the further steps `eval_at`),
+    chunks no longer than the run, and a checkpoint every steps / n_checkpoints steps."""
     return TrainConfig(
         steps=run.steps,
         seeds=seeds,
         chunk_size=min(run.chunk_size, run.steps),
         n_log_evals=run.n_log_evals,
         n_linear_evals=run.n_linear_evals,
+        eval_at=eval_at,
         checkpoint_every=max(run.steps // n_checkpoints, 1),
     )
 

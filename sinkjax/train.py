@@ -41,6 +41,8 @@ class TrainConfig:
     n_log_evals: int = 40
     # Evenly spaced evaluation points in [0, steps].
     n_linear_evals: int = 20
+    # Further evaluation steps (e.g. a reference run's probe steps); those past `steps` are dropped.
+    eval_at: tuple[int, ...] = ()
     # Save a checkpoint every this many steps (rounded up to whole chunks); 0: only at the end.
     checkpoint_every: int = 1000
 
@@ -53,6 +55,8 @@ class TrainConfig:
             raise ValueError(f"chunk_size must be positive, got {self.chunk_size}")
         if self.n_log_evals < 0 or self.n_linear_evals < 0 or self.checkpoint_every < 0:
             raise ValueError("n_log_evals, n_linear_evals and checkpoint_every must be >= 0")
+        if any(step < 0 for step in self.eval_at):
+            raise ValueError(f"eval_at steps must be >= 0, got {self.eval_at}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,11 +124,15 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def eval_schedule(steps: int, n_log: int, n_linear: int) -> np.ndarray:
-    """Sorted unique steps in [0, steps]: 0, `steps`, n_log log-spaced and n_linear even ones."""
+def eval_schedule(
+    steps: int, n_log: int, n_linear: int, extra: tuple[int, ...] = ()
+) -> np.ndarray:
+    """Sorted unique steps in [0, steps]: 0, `steps`, n_log log-spaced and n_linear even ones,
+    and the `extra` steps up to `steps`."""
     log_points = np.geomspace(1, steps, n_log) if n_log else np.zeros(0)
     lin_points = np.linspace(0, steps, n_linear) if n_linear else np.zeros(0)
-    points = np.concatenate([[0, steps], np.round(log_points), np.round(lin_points)])
+    kept = np.asarray([step for step in extra if step <= steps], dtype=np.float64)
+    points = np.concatenate([[0, steps], np.round(log_points), np.round(lin_points), kept])
     return np.unique(points.astype(np.int64))
 
 
@@ -226,7 +234,7 @@ def train(
     init_keys, data_keys = seed_keys(cfg.seeds)
     params = jax.jit(jax.vmap(task.init_params))(init_keys, run_args)
     opt_state = jax.jit(jax.vmap(tx.init))(params)
-    eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals)
+    eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals, cfg.eval_at)
     eval_slot = np.full(cfg.steps + 1, -1, np.int32)
     eval_slot[eval_steps] = np.arange(len(eval_steps))
 

@@ -157,6 +157,15 @@ def test_runner_refuses_skipped_claims_outside_ci_and_undeclared_claims():
         check_ledger(experiment, dataclasses.replace(outcome, claims=outcome.claims[:1]), "ci")
 
 
+def test_a_reference_comparison_is_skipped_only_away_from_its_preset():
+    specs = (ClaimSpec("a", "s", "official code", Above(0), only_at="paper"),)
+    experiment = Experiment("toy", "toy", {}, lambda cfg, ctx: None, specs)
+    outcome = Outcome(judge(specs, {}, skipped={"a": "not the official settings"}), [], [0])
+    check_ledger(experiment, outcome, "quick")
+    with pytest.raises(RuntimeError, match="skipped at preset 'paper'"):
+        check_ledger(experiment, outcome, "paper")
+
+
 def test_observations_are_plain_json():
     import numpy as np
 

@@ -41,6 +41,14 @@ def test_eval_schedule_is_log_and_linear():
     assert {1, 10, 100, 250, 500, 750}.issubset(set(steps.tolist()))
 
 
+def test_eval_schedule_adds_the_requested_steps_up_to_the_end():
+    plain = set(eval_schedule(1000, n_log=10, n_linear=5).tolist())
+    steps = set(eval_schedule(1000, n_log=10, n_linear=5, extra=(200, 400, 2000)).tolist())
+    assert {200, 400} - plain and steps == plain | {200, 400}
+    with pytest.raises(ValueError, match="eval_at"):
+        TrainConfig(steps=10, eval_at=(-1,))
+
+
 def test_training_converges_and_records_metrics():
     cfg = TrainConfig(steps=120, seeds=(0, 1), chunk_size=50, n_log_evals=5, n_linear_evals=4)
     result = train(regression_task(), SGD, cfg, progress=False)

@@ -1,0 +1,86 @@
+"""The 1-layer BB run at the official code's shapes for 1,000 steps, beside its saved dynamics.
+
+Issue 18, item 3: `bb-dynamics` at the `paper` preset (d = N = 256, one head, B = 512, AdamW
+3e-4, betas (0.9, 0.99), wd 1e-4, seed 42) cut to 1,000 steps, in float32 or in emulated TF32
+(the preset evaluates the official probe steps 200, 400 and 1,000 exactly) in 50-step chunks, so
+that the run checkpoints every 50 steps (about 1.5 h on 2 CPU cores; Ctrl-C and rerun the same
+command to resume). It writes the experiment's record and figures under OUT/bb-dynamics and
+prints Attn_<s>, logit_<s> and ||W_O v_<s>|| at 200, 400 and 1,000 steps beside the official
+run's values (`experiments.official_reference`).
+
+With `--torch-init`, our trainer (the same settings, on-device data of seed 42) starts instead
+from the PyTorch reference model's `torch.manual_seed(42)` initial parameters, whose
+||W_O v_<s>|| at step 0 is the official run's 5.20 (ours at seed 42: 5.33); checkpointed every
+100 steps under OUT/torch-init.ckpt, no record.
+
+    python bench/official_shape_run.py --out /tmp/b512-f32
+    python bench/official_shape_run.py --out /tmp/b512-tf32 --matmul-precision tf32
+    python bench/official_shape_run.py --out /tmp/b512-torch-init --torch-init
+"""
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments import bb_dynamics
+from experiments.official_reference import OFFICIAL_DYNAMICS, OFFICIAL_PROBE_STEPS
+from experiments.runner import run_experiment
+from sinkjax.precision import PRECISIONS
+
+STEPS = 1000
+PROBES = ("attn_sink", "sink_logit", "value_norm_sink")
+
+
+def config(precision: str) -> bb_dynamics.BBRunConfig:
+    """The paper preset cut to `STEPS` steps in chunks of 50 (a checkpoint after each)."""
+    return dataclasses.replace(
+        bb_dynamics.EXPERIMENT.presets["paper"],
+        steps=STEPS,
+        chunk_size=50,
+        matmul_precision=precision,
+    )
+
+
+def from_torch_init(out: pathlib.Path) -> dict[int, dict[str, float]]:
+    """Our trainer from torch's seed-42 initial parameters: step -> probe -> value."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+    from seed_spread import train_from_torch_init  # puts tests/ on the path too
+
+    result = train_from_torch_init(
+        (42,), 512, STEPS, OFFICIAL_PROBE_STEPS, STEPS // 20 + 1, out / "torch-init.ckpt"
+    )
+    steps = result.eval_steps.tolist()
+    return {
+        step: {k: float(np.ravel(result.metrics[k][0, steps.index(step)])[0]) for k in PROBES}
+        for step in OFFICIAL_PROBE_STEPS
+        if step in steps
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="run folder root")
+    parser.add_argument("--matmul-precision", choices=PRECISIONS, default="float32")
+    parser.add_argument("--torch-init", action="store_true", help="start from torch's seed 42")
+    args = parser.parse_args()
+    if args.torch_init:
+        ours, what = from_torch_init(args.out.absolute()), "float32, torch's seed-42 init"
+    else:
+        record = run_experiment(
+            bb_dynamics.EXPERIMENT, config(args.matmul_precision), "paper", args.out
+        )
+        ours = {int(k): v for k, v in record["summary"]["official_reference"].items()}
+        what = f"{args.matmul_precision}, our seed-42 init"
+    print(f"\n{what}, B = 512: ours / official (seed 42, float32)")
+    print("| step | Attn_<s> | logit_<s> | ||W_O v_<s>|| |\n|---|---|---|---|")
+    for step, official in OFFICIAL_DYNAMICS.items():
+        if step in ours:
+            cells = [f"{ours[step][name]:.2f} / {official[name]:.2f}" for name in PROBES]
+            print(f"| {step} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
