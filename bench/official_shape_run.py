@@ -8,25 +8,21 @@ command to resume). It writes the experiment's record and figures under OUT/bb-d
 prints Attn_<s>, logit_<s> and ||W_O v_<s>|| at 200, 400 and 1,000 steps beside the official
 run's values (`experiments.official_reference`).
 
-With `--torch-init`, our trainer (the same settings, on-device data of seed 42) starts instead
-from the PyTorch reference model's `torch.manual_seed(42)` initial parameters, whose
-||W_O v_<s>|| at step 0 is the official run's 5.20 (ours at seed 42: 5.33); checkpointed every
-100 steps under OUT/torch-init.ckpt, no record.
+`--init official` starts from the official run's own initial parameters (`torch.manual_seed(42)`,
+PyTorch's default init: the `paper` preset's `init`); `--init sinkjax` from our draw of seed 42.
 
-    python bench/official_shape_run.py --out /tmp/b512-f32
-    python bench/official_shape_run.py --out /tmp/b512-tf32 --matmul-precision tf32
-    python bench/official_shape_run.py --out /tmp/b512-torch-init --torch-init
+    python bench/official_shape_run.py --out /tmp/b512-ours --init sinkjax
+    python bench/official_shape_run.py --out /tmp/b512-official --init official
+    python bench/official_shape_run.py --out /tmp/b512-tf32 --init sinkjax --matmul-precision tf32
 """
 
 import argparse
 import dataclasses
 import pathlib
-import sys
-
-import numpy as np
 
 from experiments import bb_dynamics
-from experiments.official_reference import OFFICIAL_DYNAMICS, OFFICIAL_PROBE_STEPS
+from experiments.bb_common import INITS
+from experiments.official_reference import OFFICIAL_DYNAMICS
 from experiments.runner import run_experiment
 from sinkjax.precision import PRECISIONS
 
@@ -34,46 +30,28 @@ STEPS = 1000
 PROBES = ("attn_sink", "sink_logit", "value_norm_sink")
 
 
-def config(precision: str) -> bb_dynamics.BBRunConfig:
+def config(precision: str, init: str) -> bb_dynamics.BBRunConfig:
     """The paper preset cut to `STEPS` steps in chunks of 50 (a checkpoint after each)."""
     return dataclasses.replace(
         bb_dynamics.EXPERIMENT.presets["paper"],
         steps=STEPS,
         chunk_size=50,
         matmul_precision=precision,
+        init=init,
     )
-
-
-def from_torch_init(out: pathlib.Path) -> dict[int, dict[str, float]]:
-    """Our trainer from torch's seed-42 initial parameters: step -> probe -> value."""
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-    from seed_spread import train_from_torch_init  # puts tests/ on the path too
-
-    result = train_from_torch_init(
-        (42,), 512, STEPS, OFFICIAL_PROBE_STEPS, STEPS // 20 + 1, out / "torch-init.ckpt"
-    )
-    steps = result.eval_steps.tolist()
-    return {
-        step: {k: float(np.ravel(result.metrics[k][0, steps.index(step)])[0]) for k in PROBES}
-        for step in OFFICIAL_PROBE_STEPS
-        if step in steps
-    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, required=True, help="run folder root")
     parser.add_argument("--matmul-precision", choices=PRECISIONS, default="float32")
-    parser.add_argument("--torch-init", action="store_true", help="start from torch's seed 42")
+    parser.add_argument("--init", choices=INITS, required=True, help="whose draw of seed 42")
     args = parser.parse_args()
-    if args.torch_init:
-        ours, what = from_torch_init(args.out.absolute()), "float32, torch's seed-42 init"
-    else:
-        record = run_experiment(
-            bb_dynamics.EXPERIMENT, config(args.matmul_precision), "paper", args.out
-        )
-        ours = {int(k): v for k, v in record["summary"]["official_reference"].items()}
-        what = f"{args.matmul_precision}, our seed-42 init"
+    record = run_experiment(
+        bb_dynamics.EXPERIMENT, config(args.matmul_precision, args.init), "paper", args.out
+    )
+    ours = {int(k): v for k, v in record["summary"]["official_reference"].items()}
+    what = f"{args.matmul_precision}, {args.init} init of seed 42"
     print(f"\n{what}, B = 512: ours / official (seed 42, float32)")
     print("| step | Attn_<s> | logit_<s> | ||W_O v_<s>|| |\n|---|---|---|---|")
     for step, official in OFFICIAL_DYNAMICS.items():

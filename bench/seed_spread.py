@@ -18,8 +18,10 @@ side's initial parameters of the same seeds: our trainer (on-device data) from
     python bench/seed_spread.py --jax-runs OUT                        # after the sinkjax run
     python bench/seed_spread.py --jax-from-torch-init /tmp/jt.json   # our trainer, torch inits
     python bench/seed_spread.py --torch-from-jax-init /tmp/tj.json   # torch trainer, our inits
+    python bench/seed_spread.py --early-init-effect /tmp/early.json  # 40 steps, 16 + 16 inits
 
-Prints one table per side: mean, min and max over the seeds at each step.
+Prints one table per side: mean, min and max over the seeds at each step (the early-init mode:
+both sides in one table with a Mann-Whitney test).
 """
 
 import argparse
@@ -130,7 +132,6 @@ def torch_side(out: pathlib.Path, init: str = "torch") -> dict:
 
 def jax_initial_params() -> dict[int, dict[str, np.ndarray]]:
     """Our trainer's initial parameters of each seed, in the reference model's layout."""
-    import jax
     from test_parity import flat_params, to_torch_layout
 
     from sinkjax.train import seed_keys
@@ -143,46 +144,17 @@ def jax_initial_params() -> dict[int, dict[str, np.ndarray]]:
     }
 
 
-def bb_task(batch: int = B):
-    """Our 1-layer BB training task at d = N = 256 and `batch` sequences a step, and its
-    graphdef."""
+def bb_task(batch: int = B, eval_size: int = 512):
+    """Our 1-layer BB training task at d = N = 256 and `batch` sequences a step, probed on
+    `eval_size` sequences, and its graphdef."""
     from experiments.bb_common import BBRunConfig
     from sinkjax.bb_training import bb_train_task, make_eval_batch
     from sinkjax.tasks import default_bb_task
 
     task = default_bb_task()
     model_cfg = BBRunConfig(batch_size=batch).model_config(task.vocab_size)
-    eval_batch = make_eval_batch(task, 512, N)
+    eval_batch = make_eval_batch(task, eval_size, N)
     return bb_train_task(model_cfg, task, batch, N, eval_batch)
-
-
-def from_torch_layout(torch_params: dict[str, np.ndarray], like):
-    """The reference model's parameters as our parameter state shaped like `like` (the inverse
-    of test_parity.to_torch_layout)."""
-    import jax
-    from flax import nnx
-    from test_parity import flat_params, to_torch_layout
-
-    names = flat_params(like)
-    pure = {}
-    for name, value in names.items():
-        if name.endswith(".qkv"):
-            prefix = name.removesuffix("qkv")
-            parts = [torch_params[f"{prefix}{p}.weight"].T for p in "qkv"]
-            array = np.concatenate(parts, axis=1)
-        else:
-            (torch_name,) = to_torch_layout({name: value})
-            array = torch_params[torch_name]
-            array = array.T if name.endswith(".kernel") else array
-        assert array.shape == value.shape, (name, array.shape, value.shape)
-        node = pure
-        *path, leaf = name.split(".")
-        for key in path:
-            node = node.setdefault(int(key) if key.isdigit() else key, {})
-        node[leaf] = array
-    state = jax.tree.map(lambda leaf: leaf, like)  # a new State: `like` stays as it was
-    nnx.replace_by_pure_dict(state, pure)
-    return state
 
 
 def jax_from_torch_init(out: pathlib.Path) -> dict:
@@ -204,27 +176,18 @@ def train_from_torch_init(
     eval_at: tuple[int, ...],
     n_linear_evals: int,
     checkpoint_dir: pathlib.Path,
+    eval_size: int = 512,
 ):
     """Our trainer (paper settings, `batch` sequences a step, on-device data of `seeds`,
-    vmapped) from the PyTorch reference's `torch.manual_seed(seed)` initial parameters;
+    vmapped) from the official `torch.manual_seed(seed)` initial parameters
+    (`sinkjax.torch_init`, equal to the PyTorch reference model's);
     checkpointed every 100 steps (resumable). Returns the `TrainResult`."""
-    import jax
-    import jax.numpy as jnp
-    import torch
-    import torch_reference as ref
+    from experiments.bb_common import BBRunConfig, official_inits
+    from sinkjax.tasks import default_bb_task
+    from sinkjax.train import TrainConfig, TrainTask, train
 
-    from experiments.bb_common import BBRunConfig
-    from sinkjax.train import TrainConfig, TrainTask, seed_keys, train
-
-    base, _ = bb_task(batch)
-    like = base.init_params(seed_keys(seeds)[0][0])
-    inits = []
-    for seed in seeds:
-        torch.manual_seed(seed)
-        model = ref.Transformer(ref.ReferenceConfig())
-        state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
-        inits.append(from_torch_layout(state, like))
-    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *inits)
+    base, _ = bb_task(batch, eval_size)
+    stacked = official_inits(BBRunConfig().model_config(default_bb_task().vocab_size), seeds)
     task = TrainTask(
         init_params=lambda key, init: init,
         loss=lambda params, key, init: base.loss(params, key),
@@ -292,6 +255,82 @@ def table(results: dict, title: str) -> None:
         print(f"| {step} | " + " | ".join(cells) + " |")
 
 
+def early_init_effect(out: pathlib.Path, n_seeds: int = 16, steps: int = 40) -> dict:
+    """||W_O v_<s>|| over the first `steps` steps of our trainer (B = 32, on-device data of
+    seeds 0..n_seeds-1) from our initial draws and from torch's draws of the same seeds: the
+    data of seed s is the same on both sides, so the two sides differ in the init draw only."""
+    from experiments.bb_common import BBRunConfig
+    from sinkjax.train import TrainConfig, train
+
+    if out.exists():
+        return json.loads(out.read_text())
+    seeds = tuple(range(n_seeds))
+    cfg = TrainConfig(steps=steps, seeds=seeds, chunk_size=steps, n_log_evals=0, n_linear_evals=5)
+    # ||W_O v_<s>|| does not depend on the probe sequences: 16 keep the vmapped probe small.
+    base, _ = bb_task(eval_size=16)
+    ours = train(base, BBRunConfig().optimizer_config(), cfg, progress=False)
+    checkpoints = out.with_suffix(".ckpt").absolute()
+    theirs = train_from_torch_init(seeds, B, steps, (), 5, checkpoints, eval_size=16)
+    results = {
+        side: {
+            int(step): result.metrics["value_norm_sink"][:, e, 0, 0].tolist()
+            for e, step in enumerate(result.eval_steps)
+        }
+        for side, result in (("sinkjax init", ours), ("torch init", theirs))
+    }
+    out.write_text(json.dumps(results, indent=1))
+    return results
+
+
+def early_table(results: dict) -> None:
+    """Mean [min, max] of each side per step, and a two-sided Mann-Whitney test between them."""
+    from scipy import stats
+
+    ours, theirs = results["sinkjax init"], results["torch init"]
+    n = len(next(iter(ours.values())))
+    print(f"\n||W_O v_<s>||, {n} seeds a side, same data per seed: sinkjax init | torch init")
+    print("| step | sinkjax init | torch init | Mann-Whitney p |\n|---|---|---|---|")
+    for step in ours:
+        a, b = np.asarray(ours[step]), np.asarray(theirs[step])
+        p = stats.mannwhitneyu(a, b, alternative="two-sided").pvalue
+        cells = [f"{x.mean():.2f} [{x.min():.2f}, {x.max():.2f}]" for x in (a, b)]
+        print(f"| {step} | {cells[0]} | {cells[1]} | {p:.2g} |")
+
+
+def initial_value_norms(n_draws: int = 400) -> None:
+    """||W_O v_<s>|| at step 0 of `n_draws` of our initial draws and of the official ones
+    (seeds 0..n_draws-1), with a two-sample KS test: the one probe of the init law that
+    issue 18's gap points at."""
+    import jax
+    from flax import nnx
+    from scipy import stats
+
+    from experiments.bb_common import BBRunConfig
+    from sinkjax.models import Transformer
+    from sinkjax.tasks import default_bb_task
+    from sinkjax.torch_init import with_official_init
+    from sinkjax.train import seed_keys
+
+    task = default_bb_task()
+    cfg = BBRunConfig().model_config(task.vocab_size)
+    tokens = jax.numpy.full((1, 1), task.bos)
+
+    def value_norm(state) -> float:
+        _, trace = nnx.merge(graphdef, state)(tokens, trace=True)
+        return float(np.linalg.norm(np.asarray(trace.layers[0].attn.value_out[0, 0, 0])))
+
+    graphdef, template = nnx.split(Transformer(cfg, rngs=nnx.Rngs(0)))
+    init_keys, _ = seed_keys(tuple(range(n_draws)))
+    ours = [value_norm(nnx.state(Transformer(cfg, rngs=nnx.Rngs(params=key)))) for key in init_keys]
+    theirs = [value_norm(with_official_init(template, cfg, seed)) for seed in range(n_draws)]
+    test = stats.ks_2samp(ours, theirs)
+    print(f"\n||W_O v_<s>|| at step 0, {n_draws} draws a side: mean (std)")
+    print(
+        f"sinkjax {np.mean(ours):.3f} ({np.std(ours):.3f}), official {np.mean(theirs):.3f} "
+        f"({np.std(theirs):.3f}); KS p = {test.pvalue:.2g}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -304,7 +343,19 @@ def main() -> None:
     parser.add_argument(
         "--torch-from-jax-init", type=pathlib.Path, help="the torch trainer from our initial draws"
     )
+    parser.add_argument(
+        "--early-init-effect",
+        type=pathlib.Path,
+        help="16 seeds a side, 40 steps: our init draws against torch's, same data",
+    )
+    parser.add_argument(
+        "--initial-value-norms", action="store_true", help="400 + 400 initial draws, KS test"
+    )
     args = parser.parse_args()
+    if args.initial_value_norms:
+        initial_value_norms()
+    if args.early_init_effect:
+        early_table(early_init_effect(args.early_init_effect))
     if args.torch_out:
         table(torch_side(args.torch_out), "PyTorch reference, official data law")
     if args.jax_runs:

@@ -10,16 +10,19 @@ from flax import nnx
 
 from sinkjax.bb_training import BBEvalBatch, bb_train_task, make_eval_batch
 from sinkjax.interventions import Interventions
-from sinkjax.models import TransformerConfig
+from sinkjax.models import Transformer, TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.tasks.bb import BBTask, default_bb_task
 from sinkjax.tasks.corpus_stats import count_chars
+from sinkjax.torch_init import with_official_init
 from sinkjax.train import TrainResult
 
 from .claims import Below, ClaimSpec
 from .official_reference import OFFICIAL_PROBE_STEPS
 from .registry import RunContext
 from .stored_training import train_stored, training_schedule
+
+INITS = ("sinkjax", "official")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +60,10 @@ class BBRunConfig:
     n_linear_evals: int = 40
     # Further evaluation steps (the `paper` run adds the official run's probe steps).
     eval_at: tuple[int, ...] = ()
+    # Initial parameters: "sinkjax" draws them from jax.random.key(seed); "official" takes the
+    # official code's draw, torch.manual_seed(seed) and PyTorch's default init (same laws,
+    # other numbers; needs the `parity` extra; `sinkjax.torch_init`).
+    init: str = "sinkjax"
     # Float32 matrix products in full "float32" (spec G, every preset) or "tf32" (10-bit mantissa
     # inputs: native on a GPU, emulated on the CPU; `sinkjax.precision`), to measure TF32's effect.
     matmul_precision: str = "float32"
@@ -69,6 +76,8 @@ class BBRunConfig:
             raise ValueError(f"learning rate must be positive, got {self.learning_rate}")
         if self.eval_batch_size <= 0 or self.chunk_size <= 0:
             raise ValueError("eval_batch_size and chunk_size must be positive")
+        if self.init not in INITS:
+            raise ValueError(f"init {self.init!r}; choose one of {', '.join(INITS)}")
         if any(step < 0 for step in self.eval_at):
             raise ValueError(f"eval_at steps must be >= 0, got {self.eval_at}")
         self.optimizer_config()  # validates the optimiser name
@@ -125,14 +134,16 @@ QUICK_RUN = BBRunConfig(
     learning_rate=1e-3,
 )
 
-# The paper's 1-layer run (spec B.1, 100k steps), evaluated also at the official run's probe
-# steps; `bb-dynamics` and the softmax twin of `relu-attention` share it.
+# The paper's 1-layer run (spec B.1, 100k steps): the official run, from its initial parameters
+# (issue 18: at B = 512 the run is a function of its initial draw) and evaluated also at its
+# probe steps; `bb-dynamics` and the softmax twin of `relu-attention` share it.
 PAPER_LONG_RUN = BBRunConfig(
     steps=100_000,
     chunk_size=1000,
     n_log_evals=60,
     n_linear_evals=50,
     eval_at=OFFICIAL_PROBE_STEPS,
+    init="official",
 )
 
 
@@ -207,6 +218,7 @@ def train_bb(
         eval_batch,
         with_bos=cfg.with_bos,
         architectures=gates,
+        initial_params=official_inits(model_cfg, seeds) if cfg.init == "official" else None,
     )
     train_cfg = training_schedule(cfg, seeds, n_checkpoints=20, eval_at=cfg.eval_at)
     # The BBRunConfig fields only: an experiment's own fields do not change the run, so
@@ -221,6 +233,13 @@ def train_bb(
         train_task, optimizer, train_cfg, fingerprint, ctx, label, "bb-transformer"
     )
     return TrainedBB(cfg, task, model_cfg, graphdef, eval_batch, result, gates)
+
+
+def official_inits(model_cfg: TransformerConfig, seeds: tuple[int, ...]):
+    """The official code's initial parameters of every run, stacked on a leading run axis."""
+    template = nnx.state(Transformer(model_cfg, rngs=nnx.Rngs(0)))
+    inits = [with_official_init(template, model_cfg, seed) for seed in seeds]
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *inits)
 
 
 def final_trace(run: TrainedBB, seed_index: int = 0, n_sequences: int = 4):

@@ -157,6 +157,7 @@ OFFICIAL_CLAIMS = (
 )
 # The settings that make a run the official one (the rest only chunk, evaluate or cut it).
 OFFICIAL_RUN_FIELDS = (
+    "init",
     "learning_rate",
     "weight_decay",
     "optimizer",
@@ -305,8 +306,8 @@ def official_measured(bb: TrainedBB, ours: dict[int, dict[str, float]]) -> tuple
         claim_id = official_claim_id(name, step)
         if not is_official_run(bb.cfg):
             skipped[claim_id] = (
-                "not the official run's settings (the paper preset's model, data, optimiser and "
-                "seed); compared as an observation"
+                "not the official run's settings (the paper preset's model, data, optimiser, "
+                "seed and initial parameters); compared as an observation"
             )
         elif step not in ours or ours[step]["eval_step"] != step:
             skipped[claim_id] = f"no evaluation at step {step:,} (the run has {bb.cfg.steps:,})"

@@ -137,6 +137,7 @@ def bb_train_task(
     *,
     with_bos: bool = True,
     architectures: Interventions | None = None,
+    initial_params: nnx.State | None = None,
 ) -> tuple[TrainTask, nnx.GraphDef]:
     """The `TrainTask` of next-token prediction on fresh BB batches, and the model's graphdef.
 
@@ -147,24 +148,31 @@ def bb_train_task(
         architectures: optional sub-layer gates with a leading run axis R (one row per entry
             of `TrainConfig.seeds`, see `Interventions.architecture`): run r trains the model
             under gates r, so an architecture sweep is one compiled program.
+        initial_params: optional parameters with a leading run axis R to start from instead of
+            drawing them from each run's key (e.g. the official code's, `sinkjax.torch_init`).
     """
     graphdef = nnx.graphdef(Transformer(model_cfg, rngs=nnx.Rngs(0)))
     type_mask = sink_type_mask(task)
+    per_run = architectures is not None or initial_params is not None
+    run_args = {"gates": architectures, "init": initial_params} if per_run else None
 
-    def init_params(key, gates=None):
-        del gates  # every architecture starts from the same full-shape initialisation
+    def init_params(key, run=None):
+        # Every architecture starts from the same full-shape initialisation.
+        if run is not None and run["init"] is not None:
+            return run["init"]
         return nnx.state(Transformer(model_cfg, rngs=nnx.Rngs(params=key)))
 
-    def loss(params, key, gates=None):
+    def loss(params, key, run=None):
         inputs, targets = sample_bb(key, task, batch_size, seq_len, with_bos=with_bos)
-        logits = nnx.merge(graphdef, params)(inputs, gates)
+        logits = nnx.merge(graphdef, params)(inputs, None if run is None else run["gates"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
-    def evaluate(params, gates=None):
+    def evaluate(params, run=None):
+        gates = None if run is None else run["gates"]
         logits, trace = nnx.merge(graphdef, params)(eval_batch.inputs, gates, trace=True)
         return bb_metrics(logits, trace, eval_batch, type_mask)
 
-    return TrainTask(init_params, loss, evaluate, run_args=architectures), graphdef
+    return TrainTask(init_params, loss, evaluate, run_args=run_args), graphdef
 
 
 def code_simple_train_task(

@@ -124,9 +124,7 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite."""
 
 
-def eval_schedule(
-    steps: int, n_log: int, n_linear: int, extra: tuple[int, ...] = ()
-) -> np.ndarray:
+def eval_schedule(steps: int, n_log: int, n_linear: int, extra: tuple[int, ...] = ()) -> np.ndarray:
     """Sorted unique steps in [0, steps]: 0, `steps`, n_log log-spaced and n_linear even ones,
     and the `extra` steps up to `steps`."""
     log_points = np.geomspace(1, steps, n_log) if n_log else np.zeros(0)

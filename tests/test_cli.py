@@ -72,6 +72,26 @@ def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     assert len(err.strip().splitlines()) == 1 and err.startswith("sinkjax: error:")
 
 
+def test_the_official_init_without_torch_is_one_line_naming_the_extra(
+    capsys, tmp_path, monkeypatch
+):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kwargs):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    code, _, err = run_cli(
+        capsys, "run", "bb-dynamics", "--preset", "paper", "--steps", "1", "--out", str(tmp_path)
+    )
+    assert code == 2 and "pip install -e '.[parity]'" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_unwritable_out_is_rejected(capsys, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")

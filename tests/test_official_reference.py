@@ -3,10 +3,19 @@
 import dataclasses
 import types
 
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
 from experiments import bb_dynamics
-from experiments.bb_common import PAPER_LONG_RUN
+from experiments.bb_common import CI_RUN, PAPER_LONG_RUN, train_bb
 from experiments.official_reference import OFFICIAL_DYNAMICS, OFFICIAL_PROBE_STEPS
+from experiments.registry import RunContext
 from experiments.relu_attention import PRESETS as RELU_PRESETS
+from sinkjax.models import Transformer, TransformerConfig
+from sinkjax.tasks import default_bb_task
+from sinkjax.torch_init import with_official_init
 from sinkjax.train import eval_schedule
 
 PAPER = bb_dynamics.PRESETS["paper"]
@@ -59,3 +68,47 @@ def test_other_settings_skip_every_comparison_and_the_full_run_judges_all():
     assert not skipped
     claims = {c.id: c for c in bb_dynamics.CLAIMS}
     assert all(claims[i].judge(v).verdict == "pass" for i, v in measured.items())
+
+
+def test_the_official_init_is_the_pytorch_reference_models_draw():
+    torch = pytest.importorskip("torch")
+    import torch_reference as ref
+    from test_parity import flat_params, to_torch_layout
+
+    for layers, no_attn, no_ffn in ((1, (), ()), (3, (2,), (0,))):
+        cfg = TransformerConfig(
+            d_model=32, d_mlp=128, max_len=16, n_layers=layers, no_attn=no_attn, no_ffn=no_ffn
+        )
+        state = nnx.state(Transformer(cfg, rngs=nnx.Rngs(params=jax.random.key(0))))
+        ours = to_torch_layout(flat_params(with_official_init(state, cfg, 7)))
+        torch.manual_seed(7)
+        reference = ref.Transformer(
+            ref.ReferenceConfig(
+                d_model=32, d_mlp=128, max_len=16, n_layers=layers, no_attn=no_attn, no_ffn=no_ffn
+            )
+        )
+        theirs = {k: v.detach().numpy() for k, v in reference.state_dict().items()}
+        assert set(ours) == set(theirs)
+        for name, value in theirs.items():
+            np.testing.assert_array_equal(ours[name], value, err_msg=name)
+    with pytest.raises(ValueError, match="spec B.1 model only"):
+        with_official_init(state, dataclasses.replace(cfg, use_bias=True), 7)
+
+
+def test_a_run_with_the_official_init_starts_from_it(tmp_path):
+    pytest.importorskip("torch")
+    cfg = dataclasses.replace(CI_RUN, init="official", steps=2, chunk_size=2, n_seeds=2)
+    ctx = RunContext(tmp_path, progress=False)
+    official = train_bb(cfg, ctx, "official-init")
+    ours = train_bb(dataclasses.replace(cfg, init="sinkjax"), ctx, "our-init")
+    model_cfg = cfg.model_config(default_bb_task().vocab_size)
+    template = nnx.state(Transformer(model_cfg, rngs=nnx.Rngs(0)))
+    # Step 0's ||W_O v_<s>|| is that of the official draw of each seed, not that of ours.
+    for i, seed in enumerate(cfg.seeds):
+        start = nnx.merge(official.graphdef, with_official_init(template, model_cfg, seed))
+        _, trace = start(official.eval_batch.inputs[:1], trace=True)
+        expected = np.linalg.norm(np.asarray(trace.layers[0].attn.value_out[0, 0, 0]))
+        np.testing.assert_allclose(
+            official.result.metrics["value_norm_sink"][i, 0, 0, 0], expected, rtol=1e-5
+        )
+        assert abs(ours.result.metrics["value_norm_sink"][i, 0, 0, 0] - expected) > 1e-3
