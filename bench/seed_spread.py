@@ -7,15 +7,15 @@ steps 200, 400, 700 and 1,000 on one fixed evaluation batch of 512 sequences
 (`default_rng([42, 27])`, as the official code):
 Attn_<s>, logit_<s> (spec C, code definition) and ||W_O v_<s>||.
 
-JAX side: the same probes of `sinkjax run bb-dynamics --preset paper --steps 1000
---batch-size 32 --seeds 4 --out OUT`, read from that run's record-free training store.
+JAX side: the same probes of the `paper` preset at 1,000 steps, B = 32, 4 vmapped seeds, from
+our own initial draws (`init="sinkjax"`), trained into (or restored from) OUT/trained-runs.
 
 Crossed: to tell the initial draw from the data stream, each trainer also starts from the other
 side's initial parameters of the same seeds: our trainer (on-device data) from
 `torch.manual_seed(seed)` draws, and the PyTorch model (numpy data) from our seeds' draws.
 
     python bench/seed_spread.py --torch-out /tmp/torch_spread.json   # about 20 min, 2 cores
-    python bench/seed_spread.py --jax-runs OUT                        # after the sinkjax run
+    python bench/seed_spread.py --jax-runs OUT             # about 1 h on 2 cores, resumable
     python bench/seed_spread.py --jax-from-torch-init /tmp/jt.json   # our trainer, torch inits
     python bench/seed_spread.py --torch-from-jax-init /tmp/tj.json   # torch trainer, our inits
     python bench/seed_spread.py --early-init-effect /tmp/early.json  # 40 steps, 16 + 16 inits
@@ -25,6 +25,7 @@ both sides in one table with a Mann-Whitney test).
 """
 
 import argparse
+import dataclasses
 import json
 import pathlib
 import sys
@@ -108,14 +109,15 @@ def torch_side(out: pathlib.Path, init: str = "torch") -> dict:
     trigger, bos = law[2], law[0].shape[0] - 2
     eval_inputs, _ = sample(np.random.default_rng([42, 27]), 512, law)
     results = json.loads(out.read_text()) if out.exists() else {}
+    ours = jax_initial_params() if init == "jax" else None
     for seed in SEEDS:
         if str(seed) in results:
             continue
         torch.manual_seed(seed)
         model = ref.Transformer(ref.ReferenceConfig())
-        if init == "jax":
-            ours = jax_initial_params()[seed]
-            model.load_state_dict({k: torch.tensor(v) for k, v in ours.items()}, strict=True)
+        if ours is not None:
+            state = {k: torch.tensor(v) for k, v in ours[seed].items()}
+            model.load_state_dict(state, strict=True)
         optimizer = ref.make_optimizer(model, "adamw", 3e-4, 1e-4)
         rng = np.random.default_rng([seed, 0])
         row, t0 = {}, time.perf_counter()
@@ -144,17 +146,19 @@ def jax_initial_params() -> dict[int, dict[str, np.ndarray]]:
     }
 
 
-def bb_task(batch: int = B, eval_size: int = 512):
+def bb_task(batch: int = B, eval_size: int = 512, official_init_seeds: tuple[int, ...] = ()):
     """Our 1-layer BB training task at d = N = 256 and `batch` sequences a step, probed on
-    `eval_size` sequences, and its graphdef."""
-    from experiments.bb_common import BBRunConfig
+    `eval_size` sequences, and its graphdef; with `official_init_seeds`, one run per seed
+    starts from the official draw of that seed instead of ours."""
+    from experiments.bb_common import BBRunConfig, official_inits
     from sinkjax.bb_training import bb_train_task, make_eval_batch
     from sinkjax.tasks import default_bb_task
 
     task = default_bb_task()
     model_cfg = BBRunConfig(batch_size=batch).model_config(task.vocab_size)
     eval_batch = make_eval_batch(task, eval_size, N)
-    return bb_train_task(model_cfg, task, batch, N, eval_batch)
+    inits = official_inits(model_cfg, official_init_seeds) if official_init_seeds else None
+    return bb_train_task(model_cfg, task, batch, N, eval_batch, initial_params=inits)
 
 
 def jax_from_torch_init(out: pathlib.Path) -> dict:
@@ -182,18 +186,10 @@ def train_from_torch_init(
     vmapped) from the official `torch.manual_seed(seed)` initial parameters
     (`sinkjax.torch_init`, equal to the PyTorch reference model's);
     checkpointed every 100 steps (resumable). Returns the `TrainResult`."""
-    from experiments.bb_common import BBRunConfig, official_inits
-    from sinkjax.tasks import default_bb_task
-    from sinkjax.train import TrainConfig, TrainTask, train
+    from experiments.bb_common import BBRunConfig
+    from sinkjax.train import TrainConfig, train
 
-    base, _ = bb_task(batch, eval_size)
-    stacked = official_inits(BBRunConfig().model_config(default_bb_task().vocab_size), seeds)
-    task = TrainTask(
-        init_params=lambda key, init: init,
-        loss=lambda params, key, init: base.loss(params, key),
-        evaluate=lambda params, init: base.evaluate(params),
-        run_args=stacked,
-    )
+    task, _ = bb_task(batch, eval_size, official_init_seeds=seeds)
     cfg = TrainConfig(
         steps=steps,
         seeds=seeds,
@@ -235,10 +231,13 @@ def jax_side(runs: pathlib.Path) -> dict:
     from experiments.runner import resolve_config
 
     cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", steps=1000, batch_size=32, n_seeds=4)
+    # Our own draws of seeds 42-45 and the paper schedule without the official probe steps:
+    # the run measured on 2026-12-04, before the paper preset took the official draw.
+    cfg = dataclasses.replace(cfg, init="sinkjax", eval_at=())
     ctx = RunContext(runs / "bb-dynamics", progress=False, run_store=runs / "trained-runs")
     assert cfg.seeds == SEEDS
     # The evaluation nearest each probe step (the schedule is log- and evenly spaced).
-    return jax_rows(train_bb(cfg, ctx, "bb-dynamics").result)  # restores the finished run
+    return jax_rows(train_bb(cfg, ctx, "bb-dynamics").result)  # trains, or restores, the run
 
 
 def table(results: dict, title: str) -> None:
@@ -336,7 +335,9 @@ def main() -> None:
     parser.add_argument(
         "--torch-out", type=pathlib.Path, help="train the PyTorch seeds (resumable)"
     )
-    parser.add_argument("--jax-runs", type=pathlib.Path, help="the --out of the sinkjax run")
+    parser.add_argument(
+        "--jax-runs", type=pathlib.Path, help="our 4 seeds run folder (trained if absent)"
+    )
     parser.add_argument(
         "--jax-from-torch-init", type=pathlib.Path, help="our trainer from torch's initial draws"
     )
