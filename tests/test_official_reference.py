@@ -112,3 +112,10 @@ def test_a_run_with_the_official_init_starts_from_it(tmp_path):
             official.result.metrics["value_norm_sink"][i, 0, 0, 0], expected, rtol=1e-5
         )
         assert abs(ours.result.metrics["value_norm_sink"][i, 0, 0, 0] - expected) > 1e-3
+
+
+def test_bad_init_and_eval_steps_are_refused_with_the_choices():
+    with pytest.raises(ValueError, match="choose one of sinkjax, official"):
+        dataclasses.replace(CI_RUN, init="pytorch")
+    with pytest.raises(ValueError, match="eval_at steps must be >= 0"):
+        dataclasses.replace(CI_RUN, eval_at=(-5,))
