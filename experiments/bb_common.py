@@ -1,6 +1,7 @@
 """Shared set-up of the Bigram-Backcopy experiments: config, task, training, final trace."""
 
 import dataclasses
+import functools
 import pathlib
 
 import jax
@@ -19,10 +20,15 @@ from sinkjax.train import TrainResult
 
 from .claims import Below, ClaimSpec
 from .official_reference import OFFICIAL_PROBE_STEPS
+from .planning import PlannedRun
 from .registry import RunContext
 from .stored_training import train_stored, training_schedule
 
 INITS = ("sinkjax", "official")
+# What `train_bb` trains: the run store's folder kind and the plan's.
+BB_KIND = "bb-transformer"
+# An architecture sweep of `train_bb`: name -> (no_attn, no_ffn) of each variant.
+Architectures = dict[str, tuple[tuple[int, ...], tuple[int, ...]]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,7 +192,7 @@ def train_bb(
     cfg: BBRunConfig,
     ctx: RunContext,
     label: str,
-    architectures: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] | None = None,
+    architectures: Architectures | None = None,
 ) -> TrainedBB:
     """Train `cfg.n_seeds` models together, or resume / restore them from their checkpoint.
 
@@ -221,18 +227,42 @@ def train_bb(
         initial_params=official_inits(model_cfg, seeds) if cfg.init == "official" else None,
     )
     train_cfg = training_schedule(cfg, seeds, n_checkpoints=20, eval_at=cfg.eval_at)
-    # The BBRunConfig fields only: an experiment's own fields do not change the run, so
-    # experiments that train the same run share it through the run store.
-    fingerprint = {
-        "run": run_settings(cfg),
-        "corpus": str(ctx.corpus),
-        "architectures": architectures,
-    }
+    fingerprint = {**bb_run_key(cfg, architectures), "corpus": str(ctx.corpus)}
     optimizer = cfg.optimizer_config()
-    result = train_stored(
-        train_task, optimizer, train_cfg, fingerprint, ctx, label, "bb-transformer"
-    )
+    result = train_stored(train_task, optimizer, train_cfg, fingerprint, ctx, label, BB_KIND)
     return TrainedBB(cfg, task, model_cfg, graphdef, eval_batch, result, gates)
+
+
+def bb_run_key(cfg: BBRunConfig, architectures: Architectures | None = None) -> dict:
+    """What defines a `train_bb` run besides the corpus: the BBRunConfig fields only (an
+    experiment's own fields do not change the run, so experiments that train the same run
+    share it through the run store) and the architecture sweep."""
+    return {"run": run_settings(cfg), "architectures": architectures}
+
+
+@functools.cache
+def default_bb_vocab_size() -> int:
+    """The vocabulary of the shipped BB task (a `--corpus` task may differ; plans use this)."""
+    return default_bb_task().vocab_size
+
+
+def bb_planned_run(
+    cfg: BBRunConfig, label: str, architectures: Architectures | None = None
+) -> PlannedRun:
+    """The run `train_bb(cfg, ctx, label, architectures)` opens, as the plan sees it."""
+    variants = 1 if architectures is None else len(architectures)
+    return PlannedRun(
+        label=label,
+        kind=BB_KIND,
+        steps=cfg.steps,
+        runs=cfg.n_seeds * variants,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        vocab_size=default_bb_vocab_size(),
+        settings=PlannedRun.settings_text(bb_run_key(cfg, architectures)),
+    )
 
 
 def official_inits(model_cfg: TransformerConfig, seeds: tuple[int, ...]):

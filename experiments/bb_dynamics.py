@@ -18,6 +18,7 @@ from .bb_common import (
     QUICK_RUN,
     BBRunConfig,
     TrainedBB,
+    bb_planned_run,
     final_trace,
     train_bb,
 )
@@ -35,8 +36,11 @@ from .claims import (
     judge,
 )
 from .official_reference import OFFICIAL_DYNAMICS, OFFICIAL_SOURCE
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
+# The label of the 1-layer run, in `run` and in its plan.
+RUN_LABEL = "bb-dynamics"
 PRESETS = {
     "ci": CI_RUN,
     "quick": QUICK_RUN,
@@ -358,7 +362,7 @@ def measure(bb: TrainedBB) -> tuple[dict, dict, dict]:
 
 
 def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
-    bb = train_bb(cfg, ctx, "bb-dynamics")
+    bb = train_bb(cfg, ctx, RUN_LABEL)
     measured, skipped, details = measure(bb)
     steps = bb.result.eval_steps
     summary = {
@@ -401,10 +405,16 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: BBRunConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the 1-layer model of `cfg`."""
+    return (bb_planned_run(cfg, RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="bb-dynamics",
     title="1-layer BB: active-dormant head, attention sink, value drain, dynamics (E1, E2, E4)",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -22,13 +22,17 @@ from .bb_common import (
     QUICK_RUN,
     BBRunConfig,
     TrainedBB,
+    bb_planned_run,
     task_learned_measured,
     task_learned_specs,
     train_bb,
 )
 from .claims import Above, Below, ClaimSpec, Near, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
+# The label of the 1-layer run, in `run` and in its plan.
+RUN_LABEL = "bb-interventions"
 PRESETS = {"ci": CI_RUN, "quick": QUICK_RUN, "paper": BBRunConfig(steps=10_000, chunk_size=1000)}
 VARIANTS = ("full", "no MLP", "no attn")
 # The random-guess line of the official figures (spec A.3): log(66) = 4.190 nats. The uniform
@@ -133,7 +137,7 @@ def _figure(bb: TrainedBB, backcopy: np.ndarray, bigram: np.ndarray, ctx: RunCon
 
 
 def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
-    bb = train_bb(cfg, ctx, "bb-interventions")
+    bb = train_bb(cfg, ctx, RUN_LABEL)
     per_seed = [excess_risks(bb, i) for i in range(cfg.n_seeds)]
     backcopy = np.stack([r["backcopy"] for r in per_seed])  # (S, 3)
     bigram = np.stack([r["bigram"] for r in per_seed])
@@ -160,10 +164,16 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: BBRunConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the 1-layer model of `cfg`."""
+    return (bb_planned_run(cfg, RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="bb-interventions",
     title="1-layer BB: zeroing attention or MLP (E3, Fig. 3a)",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -19,11 +19,14 @@ from sinkjax.models.chain_policy import ChainPolicyConfig
 from sinkjax.rl import RLConfig, RLResult, evaluate_greedy, rl_fingerprint, train_rl
 from sinkjax.tasks.chains import ChainTask
 
+from .planning import PlannedRun
 from .registry import RunContext
 
 # PRNG stream of the fresh test prompts: `sinkjax.rl` uses fold_in(key(seed), 0..2) for the
 # initialisation, the training data and the validation set.
 TEST_STREAM = 3
+# What the chain RL runs train: the run store's folder kind and the plan's.
+CHAIN_KIND = "chain-policy"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +175,15 @@ _test_seeds = jax.jit(
 )
 
 
+def chain_configs(
+    cfg: ChainExperimentConfig, setting: ChainRunSetting, train_task: ChainTask, **rl_kwargs
+) -> tuple[ChainPolicyConfig, RLConfig]:
+    """The policy and `RLConfig` that `train_chain` trains with (`rl_kwargs`: further
+    `RLConfig` fields)."""
+    policy = setting.policy(train_task.n_vertices)
+    return policy, setting.rl_config(cfg.learning_rate, cfg.seeds, cfg.val_size, **rl_kwargs)
+
+
 def train_chain(
     cfg: ChainExperimentConfig,
     setting: ChainRunSetting,
@@ -184,10 +196,9 @@ def train_chain(
     """Train every seed of `cfg` with `setting`, resuming from its checkpoint (checkpoint/<label>
     in the run folder, or the context's run store); a finished run is loaded, not retrained.
     `rl_kwargs` are further `RLConfig` fields (horizons, early stopping)."""
-    policy = setting.policy(train_task.n_vertices)
-    rl_cfg = setting.rl_config(cfg.learning_rate, cfg.seeds, cfg.val_size, **rl_kwargs)
+    policy, rl_cfg = chain_configs(cfg, setting, train_task, **rl_kwargs)
     run_key = rl_fingerprint(policy, train_task, val_task, rl_cfg)
-    with ctx.training_run(label, "chain-policy", run_key) as checkpoint_dir:
+    with ctx.training_run(label, CHAIN_KIND, run_key) as checkpoint_dir:
         result = train_rl(
             policy,
             train_task,
@@ -197,7 +208,57 @@ def train_chain(
             progress=ctx.progress,
             description=label,
         )
+    ctx.placements[label] = result.placement
     return TrainedChain(policy, cfg.seeds, result)
+
+
+def rl_planned_run(
+    label: str,
+    policy: ChainPolicyConfig,
+    train_task: ChainTask,
+    val_task: ChainTask,
+    rl_cfg: RLConfig,
+) -> PlannedRun:
+    """An RL run of `policy` as the plan sees it: at most epochs x epoch_steps steps of
+    `batch_size` rollouts of prompt + horizon tokens, one 1-layer policy per seed. The O(1)
+    decoder costs about one N x N product per token, so width and output classes are the N
+    vertex labels. Its settings are the run's `rl_fingerprint` (the run store's key)."""
+    horizon = rl_cfg.max_new_tokens or train_task.default_max_new_tokens
+    return PlannedRun(
+        label=label,
+        kind=CHAIN_KIND,
+        steps=rl_cfg.epochs * rl_cfg.epoch_steps,
+        runs=len(rl_cfg.seeds),
+        batch_size=rl_cfg.batch_size,
+        seq_len=train_task.prompt_length + horizon,
+        n_layers=1,
+        d_model=policy.n_vertices,
+        vocab_size=policy.n_vertices,
+        settings=PlannedRun.settings_text(rl_fingerprint(policy, train_task, val_task, rl_cfg)),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ChainRun:
+    """One `train_chain` call of an experiment: its label, setting, tasks and further
+    `RLConfig` fields; `train` runs it and `planned` declares it, from the same arguments."""
+
+    label: str
+    setting: ChainRunSetting
+    train_task: ChainTask
+    val_task: ChainTask
+    rl_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def train(self, cfg: ChainExperimentConfig, ctx: RunContext) -> TrainedChain:
+        """`train_chain` with this run's arguments."""
+        return train_chain(
+            cfg, self.setting, self.train_task, self.val_task, ctx, self.label, **self.rl_kwargs
+        )
+
+    def planned(self, cfg: ChainExperimentConfig) -> PlannedRun:
+        """The run `train` opens, as the plan sees it."""
+        policy, rl_cfg = chain_configs(cfg, self.setting, self.train_task, **self.rl_kwargs)
+        return rl_planned_run(self.label, policy, self.train_task, self.val_task, rl_cfg)
 
 
 @dataclasses.dataclass(frozen=True)

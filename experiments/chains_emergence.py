@@ -33,14 +33,15 @@ from sinkjax.tasks.chains import ChainTask
 from .chains_common import (
     TEST_RATES,
     ChainExperimentConfig,
+    ChainRun,
     ChainRunSetting,
     CurvePanel,
     TrainedChain,
     curve_grid,
     reported_bound,
-    train_chain,
 )
 from .claims import AtLeast, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 # The code's 3-seed test rates, (mean, std) as fractions (spec §5.1): accuracy, chain traverse.
@@ -170,23 +171,26 @@ def _figure(cfg: EmergenceConfig, runs: dict[tuple[str, int], TrainedChain], ctx
     return ctx.save_figure(fig, "emergence_curves")
 
 
-def run(cfg: EmergenceConfig, ctx: RunContext) -> Outcome:
-    runs, tests = {}, {}
+def chain_runs(cfg: EmergenceConfig) -> dict[tuple[str, int], ChainRun]:
+    """(attention, n) -> the run of each trained setting and chain size, linear first: trained
+    and validated on Unif{1..n-1} starts, for the setting's epochs times the size's entry of
+    `epoch_fractions` (at least one epoch)."""
     fractions = cfg.epoch_fractions or (1.0,) * len(cfg.chain_lengths)
+    runs = {}
     for setting in cfg.settings:
         for n, fraction in zip(cfg.chain_lengths, fractions, strict=True):
             epochs = max(1, round(fraction * setting.epochs))
-            task = ChainTask.uniform(n)
-            trained = train_chain(
-                cfg,
-                dataclasses.replace(setting, epochs=epochs),
-                task,
-                task,
-                ctx,
-                f"{setting.attention}-n{n}",
-            )
-            runs[setting.attention, n] = trained
-            tests[setting.attention, n] = trained.test(task, cfg.test_size, n + 1)
+            task, label = ChainTask.uniform(n), f"{setting.attention}-n{n}"
+            shortened = dataclasses.replace(setting, epochs=epochs)
+            runs[setting.attention, n] = ChainRun(label, shortened, task, task)
+    return runs
+
+
+def run(cfg: EmergenceConfig, ctx: RunContext) -> Outcome:
+    runs, tests = {}, {}
+    for (attention, n), chain in chain_runs(cfg).items():
+        runs[attention, n] = trained = chain.train(cfg, ctx)
+        tests[attention, n] = trained.test(chain.train_task, cfg.test_size, n + 1)
     summary = {
         f"{attention}-n{n}": {
             "test": {k: v.tolist() for k, v in tests[attention, n].items()},
@@ -204,6 +208,11 @@ def run(cfg: EmergenceConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: EmergenceConfig) -> tuple[PlannedRun, ...]:
+    """The runs of `run`: every trained setting (linear first) and chain size."""
+    return tuple(chain.planned(cfg) for chain in chain_runs(cfg).values())
+
+
 EXPERIMENT = Experiment(
     name="chains-emergence",
     title="Outcome-based RL on two chains: the one-layer policy learns efficient traversal "
@@ -211,4 +220,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -31,14 +31,15 @@ from .chains_common import (
     PAPER_SOFTMAX,
     TEST_RATES,
     ChainExperimentConfig,
+    ChainRun,
     ChainRunSetting,
     TrainedChain,
     plot_seeds,
     reported_bound,
     style_panel,
-    train_chain,
 )
 from .claims import AtLeast, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 # Test chain sizes of the claims, and the (attention, metric) pairs the spec reports: the
@@ -198,22 +199,20 @@ def _figure(
     return ctx.save_figure(fig, "length_generalization")
 
 
+def chain_runs(cfg: LengthGeneralizationConfig) -> dict[str, ChainRun]:
+    """Attention kind -> its run (linear first): trained and validated on the training task
+    with horizon `max_new_tokens`."""
+    task = cfg.train_task()
+    horizon = {"max_new_tokens": cfg.max_new_tokens}
+    return {s.attention: ChainRun(s.attention, s, task, task, horizon) for s in cfg.settings}
+
+
 def run(cfg: LengthGeneralizationConfig, ctx: RunContext) -> Outcome:
-    train_task = cfg.train_task()
     runs, tests = {}, {}
-    for setting in cfg.settings:
-        trained = train_chain(
-            cfg,
-            setting,
-            train_task,
-            train_task,
-            ctx,
-            setting.attention,
-            max_new_tokens=cfg.max_new_tokens,
-        )
-        runs[setting.attention] = trained
+    for attention, chain in chain_runs(cfg).items():
+        runs[attention] = trained = chain.train(cfg, ctx)
         for n in cfg.test_chain_lengths:
-            tests[setting.attention, n] = trained.test(
+            tests[attention, n] = trained.test(
                 cfg.test_task(n), cfg.test_size, cfg.test_max_new_tokens, stream=n
             )
     summary = {
@@ -236,6 +235,11 @@ def run(cfg: LengthGeneralizationConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: LengthGeneralizationConfig) -> tuple[PlannedRun, ...]:
+    """The runs of `run`: one per trained attention kind, linear first."""
+    return tuple(chain.planned(cfg) for chain in chain_runs(cfg).values())
+
+
 EXPERIMENT = Experiment(
     name="chains-length-generalization",
     title="Trained by RL on chains of 4 (s <= 3), the policy solves chains of 8 and 12 "
@@ -243,4 +247,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

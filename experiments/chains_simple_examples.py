@@ -39,13 +39,14 @@ from .chains_common import (
     PAPER_LINEAR,
     PAPER_SOFTMAX,
     ChainExperimentConfig,
+    ChainRun,
     ChainRunSetting,
     CurvePanel,
     TrainedChain,
     curve_grid,
-    train_chain,
 )
 from .claims import Above, Below, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 CHANCE = 0.5
@@ -185,21 +186,19 @@ def _figure(cfg: SimpleExamplesConfig, runs: dict[tuple[str, int], TrainedChain]
     return ctx.save_figure(fig, "simple_examples_curves")
 
 
-def run(cfg: SimpleExamplesConfig, ctx: RunContext) -> Outcome:
-    hardest = cfg.hardest_task()
-    runs = {
-        (setting.attention, k): train_chain(
-            cfg,
-            setting,
-            cfg.train_task(k),
-            hardest,
-            ctx,
-            f"{setting.attention}-k{k}",
-            early_stop="off",
-        )
-        for setting in cfg.settings
+def chain_runs(cfg: SimpleExamplesConfig) -> dict[tuple[str, int], ChainRun]:
+    """(attention, k) -> the run of each trained setting and configuration k (linear first):
+    trained on starts a_1..a_k, validated on the hardest start, without early stopping."""
+    hardest, no_stop = cfg.hardest_task(), {"early_stop": "off"}
+    return {
+        (s.attention, k): ChainRun(f"{s.attention}-k{k}", s, cfg.train_task(k), hardest, no_stop)
+        for s in cfg.settings
         for k in cfg.ks
     }
+
+
+def run(cfg: SimpleExamplesConfig, ctx: RunContext) -> Outcome:
+    runs = {key: chain.train(cfg, ctx) for key, chain in chain_runs(cfg).items()}
     summary = {
         "runs": {
             f"{attention}-k{k}": {
@@ -220,6 +219,11 @@ def run(cfg: SimpleExamplesConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: SimpleExamplesConfig) -> tuple[PlannedRun, ...]:
+    """The runs of `run`: every trained setting (linear first) and configuration k."""
+    return tuple(chain.planned(cfg) for chain in chain_runs(cfg).values())
+
+
 EXPERIMENT = Experiment(
     name="chains-simple-examples",
     title="Hard chain examples are learned by RL only with simple ones in the data "
@@ -227,4 +231,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

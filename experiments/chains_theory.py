@@ -53,6 +53,7 @@ from .claims import (
     check_specs,
     judge,
 )
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 FLOWS = ("G1", "G2")
@@ -516,6 +517,11 @@ def run(cfg: ChainsTheoryConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, figures, [], summary, _observations(cfg, reach, a, ext))
 
 
+def training_plan(cfg: ChainsTheoryConfig) -> tuple[PlannedRun, ...]:
+    """None: the reduced model's flows are solved, not trained through the run store."""
+    return ()
+
+
 EXPERIMENT = Experiment(
     name="chains-theory",
     title="Reduced chain model: exponential T_reach without simple examples, polynomial with "
@@ -523,4 +529,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -48,12 +48,16 @@ from sinkjax.models.chain_policy import ChainPolicyConfig
 from sinkjax.rl import RLConfig, RLResult, rl_fingerprint, train_rl
 from sinkjax.tasks.chains import ChainTask
 
+from .chains_common import CHAIN_KIND, rl_planned_run
 from .claims import Above, AllOf, AtMost, ClaimSpec, Fraction, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 THETA_NAMES = ("alpha", "beta", "gamma")
 # Greedy validation prompts per epoch (train_rl needs some; they are not used here).
 VAL_SIZE = 64
+# The label of the RL run, in `train` and in its plan.
+RUN_LABEL = "rl"
 SOURCE = (
     "cot_rl.md §3.2 (grad L = the expected REINFORCE gradient; horizon H), §3.3 (G1), "
     "§4 assertion 1"
@@ -202,9 +206,8 @@ def critical_value(cfg: TheoryVsRLConfig, n_comparisons: int) -> float:
     return student_t_quantile(1 - cfg.family_error / (2 * n_comparisons), cfg.n_seeds - 1)
 
 
-def train(cfg: TheoryVsRLConfig, ctx: RunContext) -> RLResult:
-    """REINFORCE + plain SGD on the symmetric policy from theta ~ N(0, 1e-16) (the uniform
-    policy), one optimiser step per epoch so that the history holds theta after every step."""
+def rl_setup(cfg: TheoryVsRLConfig) -> tuple[ChainTask, ChainPolicyConfig, RLConfig]:
+    """The task, the symmetric policy and the `RLConfig` of the run `train` trains."""
     task = cfg.task
     policy = ChainPolicyConfig(
         task.n_vertices,
@@ -225,8 +228,16 @@ def train(cfg: TheoryVsRLConfig, ctx: RunContext) -> RLResult:
         early_stop="off",
         epochs_per_chunk=math.ceil(cfg.steps / 5),
     )
-    with ctx.training_run("rl", "chain-policy", rl_fingerprint(policy, task, task, rl)) as path:
-        return train_rl(
+    return task, policy, rl
+
+
+def train(cfg: TheoryVsRLConfig, ctx: RunContext) -> RLResult:
+    """REINFORCE + plain SGD on the symmetric policy from theta ~ N(0, 1e-16) (the uniform
+    policy), one optimiser step per epoch so that the history holds theta after every step."""
+    task, policy, rl = rl_setup(cfg)
+    run_key = rl_fingerprint(policy, task, task, rl)
+    with ctx.training_run(RUN_LABEL, CHAIN_KIND, run_key) as path:
+        result = train_rl(
             policy,
             task,
             task,
@@ -235,6 +246,8 @@ def train(cfg: TheoryVsRLConfig, ctx: RunContext) -> RLResult:
             progress=ctx.progress,
             description="chains-theory-vs-rl",
         )
+    ctx.placements[RUN_LABEL] = result.placement
+    return result
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3))
@@ -489,6 +502,12 @@ def run(cfg: TheoryVsRLConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: TheoryVsRLConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the SGD run of the symmetric policy (`rl_setup`)."""
+    task, policy, rl = rl_setup(cfg)
+    return (rl_planned_run(RUN_LABEL, policy, task, task, rl),)
+
+
 EXPERIMENT = Experiment(
     name="chains-theory-vs-rl",
     title="REINFORCE + SGD on the symmetric theory policy follows the (G1) gradient flow of the "
@@ -496,4 +515,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -57,6 +57,7 @@ from .claims import (
     check_specs,
     judge,
 )
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .runner import UsageError
 from .stored_training import train_stored, training_schedule
@@ -64,6 +65,8 @@ from .stored_training import train_stored, training_schedule
 PROSE, CODE = DOMAINS.index("prose"), DOMAINS.index("code")
 
 AD = "active_dormant.md"
+# What `train_char_lm` trains: the run store's folder kind and the plan's.
+CHAR_LM_KIND = "char-lm"
 STAND_IN = f"{AD} note after E12 (Sec. 3 stand-in)"
 CLAIMS = check_specs(
     [
@@ -266,8 +269,30 @@ def train_char_lm(cfg: CharLMConfig, ctx: RunContext, label: str = "char-lm") ->
     train_cfg = training_schedule(cfg, cfg.seeds, n_checkpoints=10)
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": dataclasses.asdict(cfg), "data_sha256": corpus.digest()}
-    result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "char-lm")
+    result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, CHAR_LM_KIND)
     return TrainedCharLM(cfg, corpus, graphdef, eval_batch, result)
+
+
+def char_lm_planned_run(cfg: CharLMConfig, label: str = "char-lm") -> PlannedRun:
+    """The run `train_char_lm(cfg, ctx, label)` opens, as the plan sees it (its settings are
+    the config that `train_char_lm` fingerprints; the corpus is left out)."""
+    return PlannedRun(
+        label=label,
+        kind=CHAR_LM_KIND,
+        steps=cfg.steps,
+        runs=cfg.n_seeds,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        vocab_size=VOCAB_SIZE,
+        settings=PlannedRun.settings_text(dataclasses.asdict(cfg)),
+    )
+
+
+def training_plan(cfg: CharLMConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the char LM of `cfg`."""
+    return (char_lm_planned_run(cfg),)
 
 
 def dynamics_curves(metrics: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -558,4 +583,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -4,26 +4,33 @@
     sinkjax run NAME [--preset ci|quick|paper] [--out DIR] [--seeds N] [--steps N] [--lr X]
                      [--checkpoint DIR]  (gpt2-circuit: analyse a Hugging Face GPT-2)
                      [--matmul-precision float32|tf32]  (BB experiments; default float32)
-    sinkjax reproduce [--preset quick] [--out DIR] [--jobs N]
+    sinkjax reproduce [--preset quick] [--out DIR] [--jobs N] [--plan]
     sinkjax ledger [--runs DIR]   (rewrite docs/claims.md; --runs: snapshot a quick main job)
+
+    run and reproduce: [--devices N|all] (training programs sharded over the devices)
+                       [--coordinator HOST:PORT --num-processes N --process-id I] (several hosts)
 
 Bad input is reported on one line and exits with status 2; failed claims exit with status 1.
 """
 
 import argparse
-import os
 import pathlib
 import sys
 
+import jax
+
+from sinkjax import distributed
 from sinkjax.checkpoints import CheckpointMismatch
 from sinkjax.models.gpt2 import CheckpointError
 from sinkjax.precision import PRECISIONS
+from sinkjax.sharding import use_devices
 from sinkjax.train import TrainingDiverged
 
 from .ledger import write_ledger
+from .plan import format_plan, make_plan
 from .registry import PRESETS, get_experiments
 from .report import write_report
-from .reproduce import Settings, print_claims, reproduce
+from .reproduce import Settings, default_jobs, print_claims, reproduce
 from .runner import UsageError, check_corpus, prepare_out_dir, resolve_config, run_experiment
 
 
@@ -46,6 +53,17 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _device_count(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return _positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or 'all', got {text}"
+        ) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="sinkjax", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -56,6 +74,20 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default="runs", help="run folder root (default: runs)")
         p.add_argument("--corpus", help="derive the bigram statistics from this text file")
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        p.add_argument(
+            "--devices",
+            type=_device_count,
+            default=None,
+            help="devices the training programs shard their runs and batch over: N (the first "
+            "N) or all (default)",
+        )
+        p.add_argument(
+            "--coordinator",
+            help="HOST:PORT of process 0 of a multi-host job (with --num-processes and "
+            "--process-id); a SLURM, mpirun or Cloud TPU job is detected without it",
+        )
+        p.add_argument("--num-processes", type=_positive_int, help="processes of the job")
+        p.add_argument("--process-id", type=int, help="this process's index, 0 to N - 1")
 
     run = sub.add_parser("run", help="run one experiment")
     run.add_argument("name", help="experiment name (see `sinkjax list`)")
@@ -82,9 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--jobs",
         type=_positive_int,
-        default=min(2, os.cpu_count() or 1),
-        help="experiments run at once, each in its own process; same results (default: 2, "
-        "or 1 on a one-core machine; progress bars only with --jobs 1)",
+        help="experiments run at once, each in its own process; same results (default: 2 on a "
+        "CPU, 1 on a one-core machine, with an accelerator or several hosts; progress bars "
+        "only with --jobs 1)",
+    )
+    reproduce.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what would run: steps, seconds per step and expected time per experiment",
     )
 
     ledger = sub.add_parser("ledger", help="rewrite docs/claims.md from the registry and records")
@@ -94,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("run", "reproduce"):
+        # Before anything starts JAX's backend (importing the experiments may).
+        try:
+            distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+            use_devices(args.devices)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     experiments = get_experiments()
     if args.command == "list":
         for name, experiment in experiments.items():
@@ -103,6 +147,9 @@ def _main(argv: list[str] | None) -> int:
         print(f"wrote {write_ledger(pathlib.Path(args.runs) if args.runs else None)}")
         return 0
 
+    if args.command == "reproduce" and args.plan:
+        print(format_plan(make_plan(experiments, args.preset, jax.devices())))
+        return 0
     corpus = check_corpus(args.corpus)
     out_root = prepare_out_dir(args.out)
     progress = not args.no_progress
@@ -131,8 +178,11 @@ def _main(argv: list[str] | None) -> int:
             else 1
         )
 
-    settings = Settings(args.preset, out_root, corpus, progress=progress and args.jobs == 1)
-    finished = reproduce(experiments, settings, args.jobs)
+    jobs = args.jobs or default_jobs()
+    if jobs > 1 and jax.process_count() > 1:
+        raise UsageError("a multi-host job runs one experiment at a time; drop --jobs")
+    settings = Settings(args.preset, out_root, corpus, progress and jobs == 1, args.devices)
+    finished = reproduce(experiments, settings, jobs)
     report = write_report(out_root, list(experiments), finished.errors)
     print(f"report: {report}")
     return 0 if finished.passed else 1

@@ -24,6 +24,7 @@ from sinkjax.models.gpt2 import load_gpt2, load_gpt2_tokenizer
 from sinkjax.tasks.text import TEXT_DOMAINS, decode
 
 from .claims import AllOf, Between, ClaimSpec, Observation, Separated, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
@@ -37,6 +38,7 @@ from .text_common import (
     domain_scores,
     load_corpus,
     table_rows,
+    text_planned_run,
     text_run_settings,
     train_text_lm,
 )
@@ -50,6 +52,10 @@ class GPT2CircuitConfig(AnalysedTextRunConfig):
     # (`sinkjax run gpt2-circuit --checkpoint DIR`). Its inputs are GPT-2 BPE windows of the
     # same held-out prose, code and math, whitespace-normalised, without special tokens (P1).
     checkpoint: str | None = None
+
+
+# The label of the toy's run, in `run` and in its plan.
+RUN_LABEL = "toy-gpt2"
 
 
 def _from(run: TextRunConfig, **changes) -> GPT2CircuitConfig:
@@ -240,7 +246,7 @@ def run(cfg: GPT2CircuitConfig, ctx: RunContext) -> Outcome:
         chunk = CHECKPOINT_CHUNK
         extra = {"checkpoint": cfg.checkpoint}
     else:
-        trained = train_text_lm(cfg.training_run(), ctx, "toy-gpt2")
+        trained = train_text_lm(cfg.training_run(), ctx, RUN_LABEL)
         model = trained.model()
         batch = cfg.analysis_batch(corpus)
         inputs, targets, chunk = np.asarray(batch.inputs), np.asarray(batch.targets), None
@@ -267,10 +273,16 @@ def run(cfg: GPT2CircuitConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, [figure], seeds, summary, observations(rows, null))
 
 
+def training_plan(cfg: GPT2CircuitConfig) -> tuple[PlannedRun, ...]:
+    """The toy's run, or none when a `checkpoint` is analysed instead."""
+    return () if cfg.checkpoint is not None else (text_planned_run(cfg.training_run(), RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="gpt2-circuit",
     title="P1's GPT-2 sink circuit on a trained GPT-2-style toy: Table 1 interventions by domain",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

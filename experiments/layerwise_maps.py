@@ -21,8 +21,17 @@ from flax import nnx
 
 from sinkjax import plotting
 
-from .bb_common import CI_RUN, BBRunConfig, TrainedBB, run_settings, task_learned_measured, train_bb
+from .bb_common import (
+    CI_RUN,
+    BBRunConfig,
+    TrainedBB,
+    bb_planned_run,
+    run_settings,
+    task_learned_measured,
+    train_bb,
+)
 from .claims import AllOf, AtLeast, Between, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .residual_peaks import PRESETS as SWEEP_PRESETS
 
@@ -51,6 +60,8 @@ def _from(base: BBRunConfig, **changes) -> LayerwiseConfig:
     return LayerwiseConfig(**{**run_settings(base), "n_layers": 3, **changes})
 
 
+# The label of the 3xTF run, in `run` and in its plan.
+RUN_LABEL = "3xtf"
 # E9's "matches the other tokens" read as within a factor 2 either way; its "huge residual norm"
 # as at least 3x ("several times") the other tokens'. "The other tokens" are the median over
 # every sequence and position n >= 1.
@@ -225,7 +236,7 @@ def observations(
 
 
 def run(cfg: LayerwiseConfig, ctx: RunContext) -> Outcome:
-    bb = train_bb(cfg, ctx, "3xtf")
+    bb = train_bb(cfg, ctx, RUN_LABEL)
     profiles = layer_profiles(bb)
     sink = sink_layers(bb)
     maps = prompt_maps(bb, cfg.prompt_len)
@@ -257,6 +268,11 @@ def run(cfg: LayerwiseConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: LayerwiseConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the 3xTF model of `cfg`."""
+    return (bb_planned_run(cfg, RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="layerwise-maps",
     title="3xTF layer by layer: attention maps, value norms, residual norms of <s> (E9, "
@@ -264,4 +280,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -18,10 +18,13 @@ from flax import nnx
 
 from sinkjax import plotting
 
-from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, train_bb
+from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, TrainedBB, bb_planned_run, train_bb
 from .claims import Above, Below, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
+# The label of the 1-layer run without <s>, in `run` and in its plan.
+RUN_LABEL = "no-bos"
 # "Early" tokens read as the first 4 positions (under 2% of the paper's N = 256).
 EARLY_POSITIONS = 4
 # How many of the most-attended key token types are reported (an observation).
@@ -177,7 +180,7 @@ def _observations(bb: TrainedBB, stats: list[dict[str, np.ndarray]]) -> list[Obs
 def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
     if cfg.with_bos:
         raise ValueError("no-bos trains without <s>: set with_bos=False")
-    bb = train_bb(cfg, ctx, "no-bos")
+    bb = train_bb(cfg, ctx, RUN_LABEL)
     stats = [sink_statistics(bb, i) for i in range(cfg.n_seeds)]
     measured = {
         "sink-moves-to-early-or-non-informative": [float(s["sink_share"]) for s in stats],
@@ -199,10 +202,16 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: BBRunConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the 1-layer model of `cfg`, trained without <s>."""
+    return (bb_planned_run(cfg, RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="no-bos",
     title="1-layer BB trained without <s>: where the sink and the small values move (E11, Fig. 16)",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

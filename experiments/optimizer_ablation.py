@@ -18,7 +18,7 @@ import numpy as np
 from sinkjax import plotting
 
 from . import bb_dynamics
-from .bb_common import BBRunConfig, TrainedBB, run_settings, train_bb
+from .bb_common import BBRunConfig, TrainedBB, bb_planned_run, run_settings, train_bb
 from .claims import (
     Above,
     AllOf,
@@ -30,6 +30,7 @@ from .claims import (
     check_specs,
     judge,
 )
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .residual_peaks import PRESETS as SWEEP_PRESETS
 
@@ -224,10 +225,16 @@ def run(cfg: OptimizerAblationConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, [figure], list(cfg.seeds), summary, observations)
 
 
+def training_plan(cfg: OptimizerAblationConfig) -> tuple[PlannedRun, ...]:
+    """The Adam, SGD and ReLU-attention runs of `run`, in that order."""
+    return tuple(bb_planned_run(variant, name) for name, variant in cfg.variants().items())
+
+
 EXPERIMENT = Experiment(
     name="optimizer-ablation",
     title="3xTF under Adam, SGD and ReLU attention: the residual peak needs Adam (E8, Fig. 5c)",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

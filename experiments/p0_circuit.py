@@ -27,6 +27,7 @@ from sinkjax.tasks.text import make_text_eval_batch
 from sinkjax.text_training import text_lm_metrics
 
 from .claims import Above, AllOf, AtLeast, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
@@ -37,6 +38,7 @@ from .text_common import (
     SPEC,
     TextRunConfig,
     TrainedTextLM,
+    text_planned_run,
     text_run_settings,
     train_text_lm,
 )
@@ -189,14 +191,17 @@ def _figure(cfg, signals: dict[str, dict], null: float, ctx: RunContext) -> str:
     return ctx.save_figure(fig, "p0_signals")
 
 
-def run(cfg: TextRunConfig, ctx: RunContext) -> Outcome:
+def bos_runs(cfg: TextRunConfig) -> dict[bool, tuple[str, TextRunConfig]]:
+    """Trained with <s> -> the label and run: the config's run, and the same without <s>."""
     base = cfg.training_run()
-    models = {
-        True: train_text_lm(base, ctx, f"toy-{cfg.architecture}"),
-        False: train_text_lm(
-            dataclasses.replace(base, with_bos=False), ctx, f"toy-{cfg.architecture}-no-bos"
-        ),
+    return {
+        True: (f"toy-{cfg.architecture}", base),
+        False: (f"toy-{cfg.architecture}-no-bos", dataclasses.replace(base, with_bos=False)),
     }
+
+
+def run(cfg: TextRunConfig, ctx: RunContext) -> Outcome:
+    models = {bos: train_text_lm(run, ctx, label) for bos, (label, run) in bos_runs(cfg).items()}
     signals = {
         label: condition_signals(models[trained_bos], inputs_bos)
         for label, trained_bos, inputs_bos in CONDITIONS
@@ -213,10 +218,17 @@ def run(cfg: TextRunConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, [figure], list(cfg.seeds), summary, observations(signals))
 
 
+def training_plan(cfg: TextRunConfig) -> tuple[PlannedRun, ...]:
+    """The runs of `run`: with <s> (at the presets, sink-dispensability's rope run), then
+    without it."""
+    return tuple(text_planned_run(run, label) for label, run in bos_runs(cfg).values())
+
+
 EXPERIMENT = Experiment(
     name="p0-circuit",
     title="P2's P0 sink circuit on a RoPE toy: position-0 signals with and without BOS",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -19,14 +19,17 @@ from sinkjax import probes
 from sinkjax.bb_training import sink_type_mask
 from sinkjax.interventions import Interventions
 
-from .bb_common import BBRunConfig, TrainedBB, run_settings, train_bb
+from .bb_common import BBRunConfig, TrainedBB, bb_planned_run, run_settings, train_bb
 from .claims import Above, AllOf, AtLeast, Below, ClaimSpec, Observation, check_specs, judge
 from .layerwise_maps import MATCH_FACTOR, first_over_others
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .residual_peaks import ARCHITECTURES
 from .residual_peaks import PRESETS as SWEEP_PRESETS
 
 VARIANTS = ("trained", "block 0 zeroed")
+# The label of the 2xTF+MLP run, in `run` and in its plan.
+RUN_LABEL = "2xTF+MLP"
 NO_ATTN, NO_FFN = ARCHITECTURES["2xTF+MLP"]
 
 
@@ -145,7 +148,7 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
             "peak-intervention probes attn+mlp+attn+mlp+mlp: keep n_layers=3, no_attn=(2,), "
             "no_ffn=()"
         )
-    bb = train_bb(cfg, ctx, "2xTF+MLP")
+    bb = train_bb(cfg, ctx, RUN_LABEL)
     per_seed = [probe_variants(bb, i) for i in range(cfg.n_seeds)]
     rows = {k: np.stack([p[k] for p in per_seed]) for k in per_seed[0] if k != "n_types"}
     peak, logit, value = rows["recentred_peak"], rows["sink_logit_1"], rows["value_norm_1"]
@@ -182,6 +185,11 @@ def run(cfg: BBRunConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, [_figure(rows, ctx)], list(cfg.seeds), summary, observations)
 
 
+def training_plan(cfg: BBRunConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the 2xTF+MLP model of `cfg`."""
+    return (bb_planned_run(cfg, RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="peak-intervention",
     title="Zeroing block 0 of attn+mlp+attn+mlp+mlp removes the peak, collapses the sink logit "
@@ -189,4 +197,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

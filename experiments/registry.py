@@ -19,7 +19,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from sinkjax.distributed import is_writer  # noqa: E402
+
 from .claims import Claim, ClaimSpec, Observation  # noqa: E402
+from .planning import PlannedRun  # noqa: E402
 
 PRESETS = ("ci", "quick", "paper")
 
@@ -37,6 +40,9 @@ class RunContext:
             kept there and restored by the others; None keeps every run in `checkpoint_dir`.
         training_runs: the folders of the training runs this experiment trained or restored,
             in the order it opened them (appended by `training_run`).
+        opened: the (label, kind) of each of those runs, in the same order (checked against the
+            experiment's `training_plan`).
+        placements: label -> the devices and mesh a run trained on (`Placement.describe`).
     """
 
     out_dir: pathlib.Path
@@ -44,6 +50,8 @@ class RunContext:
     corpus: pathlib.Path | None = None
     run_store: pathlib.Path | None = None
     training_runs: list[pathlib.Path] = dataclasses.field(default_factory=list)
+    opened: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    placements: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @property
     def checkpoint_dir(self) -> pathlib.Path:
@@ -74,12 +82,14 @@ class RunContext:
 
         Two commands running at once into the same output folder (e.g. `sinkjax run A` and
         `sinkjax run B` in two terminals) that need the same run train it once: the second
-        waits for the lock, then restores the finished run.
+        waits for the lock, then restores the finished run. The processes of one multi-host
+        job train the run together: process 0 holds the lock for all of them.
         """
         path = self.checkpoint_path(label, kind, fingerprint)
         path.mkdir(parents=True, exist_ok=True)
         self.training_runs.append(path)
-        if fcntl is None:
+        self.opened.append((label, kind))
+        if fcntl is None or not is_writer():
             yield path
             return
         folder = os.open(path, os.O_RDONLY)
@@ -90,8 +100,12 @@ class RunContext:
             os.close(folder)
 
     def save_figure(self, fig: plt.Figure, name: str) -> str:
-        """Write `fig` as out_dir/name.png atomically, close it, and return the file name."""
+        """Write `fig` as out_dir/name.png atomically (process 0 of a multi-host job only),
+        close it, and return the file name."""
         filename = f"{name}.png"
+        if not is_writer():
+            plt.close(fig)
+            return filename
         tmp = self.out_dir / f".{filename}.tmp"
         fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
         plt.close(fig)
@@ -118,6 +132,11 @@ class Outcome:
     observations: list[Observation] = dataclasses.field(default_factory=list)
 
 
+def trains_nothing(cfg: Any) -> tuple[PlannedRun, ...]:
+    """The `training_plan` of an experiment that trains no run."""
+    return ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Experiment:
     """A registered experiment: one paper claim or figure.
@@ -130,6 +149,8 @@ class Experiment:
         run: (config, context) -> Outcome.
         claims: the papers' predictions this experiment checks, fixed before any run and the
             same at every preset (see `claims.ClaimSpec`).
+        training_plan: config -> the training runs `run` opens with that config, in order
+            (`planning.PlannedRun`); by default none (the runner checks it either way).
     """
 
     name: str
@@ -137,6 +158,7 @@ class Experiment:
     presets: Mapping[str, Any]
     run: Callable[[Any, RunContext], Outcome]
     claims: tuple[ClaimSpec, ...]
+    training_plan: Callable[[Any], tuple[PlannedRun, ...]] = trains_nothing
 
 
 def _registry() -> dict[str, Experiment]:

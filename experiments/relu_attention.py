@@ -21,11 +21,13 @@ from .bb_common import (
     QUICK_RUN,
     BBRunConfig,
     TrainedBB,
+    bb_planned_run,
     task_learned_measured,
     task_learned_specs,
     train_bb,
 )
 from .claims import Above, AllOf, Below, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 
@@ -149,12 +151,15 @@ def _figure(cfg: ReluAttentionConfig, relu: TrainedBB, softmax: TrainedBB, ctx) 
     return ctx.save_figure(fig, "relu_vs_softmax")
 
 
+def softmax_twin(cfg: ReluAttentionConfig) -> ReluAttentionConfig:
+    """The softmax run compared with the ReLU run: the same settings, softmax attention and
+    `softmax_learning_rate` (at every preset, bb-dynamics' run)."""
+    return dataclasses.replace(cfg, attention="softmax", learning_rate=cfg.softmax_learning_rate)
+
+
 def run(cfg: ReluAttentionConfig, ctx: RunContext) -> Outcome:
     relu = train_bb(cfg, ctx, "relu")
-    softmax_cfg = dataclasses.replace(
-        cfg, attention="softmax", learning_rate=cfg.softmax_learning_rate
-    )
-    softmax = train_bb(softmax_cfg, ctx, "softmax")
+    softmax = train_bb(softmax_twin(cfg), ctx, "softmax")
     summary = {
         "eval_steps": relu.result.eval_steps,
         "relu_attn_sink_later": relu.result.metrics["attn_sink_later"][:, :, 0, 0],
@@ -180,10 +185,16 @@ def run(cfg: ReluAttentionConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, figures, list(cfg.seeds), summary, observations)
 
 
+def training_plan(cfg: ReluAttentionConfig) -> tuple[PlannedRun, ...]:
+    """The ReLU run, then its softmax twin."""
+    return (bb_planned_run(cfg, "relu"), bb_planned_run(softmax_twin(cfg), "softmax"))
+
+
 EXPERIMENT = Experiment(
     name="relu-attention",
     title="1-layer BB with ReLU attention: no attention sink, no value drain (E5, Fig. 5a)",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

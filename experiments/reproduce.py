@@ -6,58 +6,34 @@ matrix products leave the second core idle), so two lanes finish the main job so
 worker runs XLA with the same thread pool as a single process would, so every number is
 bit-identical to a sequential run.
 
-Experiments that restore a training run another one trains form one group, run in order by
-one worker: the run store's lock would make any order correct, but a worker that waits for
-the other's lock wastes its core. Groups are handed out longest first (by their measured
-`quick` minutes), each to the first worker that is free.
+Experiments that share a training run (equal `PlannedRun.share_key` in their
+`training_plan`s) form one group, run in order by one worker: the run store's lock would make
+any order correct, but a worker that waits for the other's lock wastes its core. Groups are
+handed out longest first (by the planned floating-point work of their training), each to the
+first worker that is free.
+
+An experiment whose record was written by the same commit (clean tree) at the same preset and
+config is not run again: a main job cut off mid-way (a GPU job's time limit) resumes with the
+experiments it had not finished, and those resume their training runs from checkpoints.
 """
 
 import dataclasses
+import json
 import multiprocessing
 import os
 import pathlib
 import signal
 import sys
 from collections.abc import Mapping, Sequence
+from typing import Any
 
+import jax
+
+from sinkjax.sharding import use_devices
 from sinkjax.train import TrainingDiverged
 
 from .registry import Experiment, get_experiments
-from .runner import UsageError, resolve_config, run_experiment
-
-# Experiments that restore a training run another one trains (the trainers first): the D.5
-# code model of theorem3 and the 1-layer quick transformer of bb-dynamics (both restored by
-# simplified-adam), the 3xTF run, the gpt2 toy and the rope toy.
-SHARED_RUNS: tuple[tuple[str, ...], ...] = (
-    ("theorem3", "bb-dynamics", "bb-interventions", "relu-attention", "simplified-adam"),
-    ("optimizer-ablation", "layerwise-maps"),
-    ("gpt2-circuit", "sink-dynamics"),
-    ("sink-dispensability", "p0-circuit"),
-)
-# Minutes of each `quick` run on the 2-core CPU, one process (`wall_time_s` of the records of a
-# main job on 2026-12-01). They only order the work; a name missing here is scheduled last.
-QUICK_MINUTES: dict[str, float] = {
-    "theorem3": 1.6,
-    "bb-dynamics": 2.3,
-    "bb-interventions": 0.1,
-    "relu-attention": 2.3,
-    "no-bos": 2.2,
-    "residual-peaks": 5.3,
-    "peak-intervention": 1.3,
-    "optimizer-ablation": 4.3,
-    "layerwise-maps": 0.3,
-    "simplified-adam": 0.2,
-    "char-lm-dynamics": 2.6,
-    "chains-emergence": 1.6,
-    "chains-length-generalization": 1.6,
-    "chains-simple-examples": 1.0,
-    "chains-theory": 0.2,
-    "chains-theory-vs-rl": 0.3,
-    "gpt2-circuit": 4.4,
-    "sink-dispensability": 10.2,
-    "p0-circuit": 1.8,
-    "sink-dynamics": 0.2,
-}
+from .runner import RECORD_NAME, UsageError, resolve_config, run_experiment, versions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +44,8 @@ class Settings:
     out_root: pathlib.Path
     corpus: pathlib.Path | None
     progress: bool
+    # `--devices`: the first N devices, or None for all.
+    devices: int | None = None
 
 
 @dataclasses.dataclass
@@ -87,19 +65,51 @@ class Finished:
         self.errors.update(other.errors)
 
 
-def schedule(names: Sequence[str]) -> list[list[str]]:
-    """`names` as groups that share training runs, longest first.
+def default_jobs() -> int:
+    """Lanes when `--jobs` is not given: 2 on a CPU with two or more cores; 1 on one core,
+    with an accelerator (one process drives every device) or in a multi-host job."""
+    if jax.default_backend() != "cpu" or jax.process_count() > 1:
+        return 1
+    return min(2, os.cpu_count() or 1)
 
-    A group lists its names in `SHARED_RUNS` order (the trainer of a shared run first); a
-    name in no `SHARED_RUNS` group is a group of its own.
+
+def schedule(experiments: Mapping[str, Experiment], preset: str) -> list[list[str]]:
+    """The experiments as groups that share training runs, the most training first.
+
+    Two experiments are in one group when their `training_plan`s at `preset` share a run
+    (equal `share_key`), directly or through others; a group keeps the order of
+    `experiments` (the registry lists a shared run's trainer first).
     """
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for name in names:
-        shared = next((g for g in SHARED_RUNS if name in g), (name,))
-        groups.setdefault(shared, []).append(name)
-    ordered = [sorted(members, key=shared.index) for shared, members in groups.items()]
-    # sorted() is stable: groups of equal length keep the order of `names`.
-    return sorted(ordered, key=lambda g: -sum(QUICK_MINUTES.get(n, 0.0) for n in g))
+    group_of = {name: {name} for name in experiments}
+    owner: dict[str, str] = {}
+    work = dict.fromkeys(experiments, 0.0)
+    for name, experiment in experiments.items():
+        for run in experiment.training_plan(experiment.presets[preset]):
+            work[name] += run.flops_per_step * run.steps
+            other = owner.setdefault(run.share_key, name)
+            if group_of[other] is not group_of[name]:
+                merged = group_of[other] | group_of[name]
+                for member in merged:
+                    group_of[member] = merged
+    groups, seen = [], set()
+    for name in experiments:
+        if name not in seen:
+            seen |= group_of[name]
+            groups.append([n for n in experiments if n in group_of[name]])
+    # sorted() is stable: groups of equal work keep the registry's order.
+    return sorted(groups, key=lambda group: -sum(work[n] for n in group))
+
+
+def finished_record(experiment: Experiment, settings: Settings, git: str) -> dict[str, Any] | None:
+    """The record of `experiment` under `settings.out_root` if the same commit (clean tree)
+    wrote it at the same preset and config; else None (the experiment runs)."""
+    path = settings.out_root / experiment.name / RECORD_NAME
+    if not path.is_file() or git.endswith("-dirty") or git == "unknown":
+        return None
+    record = json.loads(path.read_text())
+    cfg = json.loads(json.dumps(dataclasses.asdict(resolve_config(experiment, settings.preset))))
+    same = (record["preset"], record["config"], record["versions"]["git"])
+    return record if same == (settings.preset, cfg, git) else None
 
 
 def print_claims(record: dict, header: str) -> bool:
@@ -123,8 +133,13 @@ def run_group(
     """Run the experiments of `group` one after another; an experiment that cannot run
     (diverged training, bad input) is recorded as an error and the others go on."""
     finished = Finished()
+    git = versions()["git"]
     for name in group:
         experiment = experiments[name]
+        done = finished_record(experiment, settings, git)
+        if done is not None:
+            finished.passed &= print_claims(done, f"{name}: kept (finished by commit {git})")
+            continue
         print(
             f"[{position[name]}/{len(position)}] {name} ({settings.preset}): {experiment.title}",
             flush=True,
@@ -155,6 +170,7 @@ def _init_worker() -> None:
 
 
 def _run_group_in_worker(group: list[str], settings: Settings, position: dict[str, int]):
+    use_devices(settings.devices)
     return run_group(group, get_experiments(), settings, position)
 
 
@@ -167,7 +183,7 @@ def reproduce(experiments: Mapping[str, Experiment], settings: Settings, jobs: i
     interrupted training runs from their checkpoints.
     """
     position = {name: i for i, name in enumerate(experiments, 1)}
-    groups = schedule(list(experiments))
+    groups = schedule(experiments, settings.preset)
     finished = Finished()
     if jobs == 1 or len(groups) == 1:
         for group in groups:

@@ -18,8 +18,9 @@ import numpy as np
 
 from sinkjax import plotting
 
-from .bb_common import CI_RUN, BBRunConfig, TrainedBB, train_bb
+from .bb_common import CI_RUN, BBRunConfig, TrainedBB, bb_planned_run, train_bb
 from .claims import ClaimSpec, Observation, Separated, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 
 # Spec B.3, as (no_attn, no_ffn) of a 3-block model; 2xTF is the 3-block model whose last block
@@ -31,6 +32,8 @@ ARCHITECTURES: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "MLP+TF+MLP": ((0, 2), ()),
     "Attn+TF+MLP": ((2,), (0,)),
 }
+# The label of the sweep, in `run` and in its plan.
+RUN_LABEL = "sweep"
 # E6: the peak is "large only for 3xTF and 2xTF+MLP"; the other three "stay small".
 PEAKED = ("3xTF", "2xTF+MLP")
 SMALL = ("2xTF", "MLP+TF+MLP", "Attn+TF+MLP")
@@ -155,7 +158,7 @@ def observations(finals: dict[str, np.ndarray], sweep: TrainedBB) -> list[Observ
 
 
 def run(cfg: ResidualPeaksConfig, ctx: RunContext) -> Outcome:
-    sweep = train_bb(cfg, ctx, "sweep", architectures=ARCHITECTURES)
+    sweep = train_bb(cfg, ctx, RUN_LABEL, architectures=ARCHITECTURES)
     curves = peak_curves(sweep)
     finals = {name: c[:, -1] for name, c in curves.items()}  # (S,) each
     claims = judge(CLAIMS, {"peak-needs-depth": finals})
@@ -176,6 +179,11 @@ def run(cfg: ResidualPeaksConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, figures, list(cfg.seeds), summary, observations(finals, sweep))
 
 
+def training_plan(cfg: ResidualPeaksConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: every architecture of the sweep, each with every seed."""
+    return (bb_planned_run(cfg, RUN_LABEL, ARCHITECTURES),)
+
+
 EXPERIMENT = Experiment(
     name="residual-peaks",
     title="Residual-state peaks only in 3xTF and attn+mlp+attn+mlp+mlp: five architectures, "
@@ -183,4 +191,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

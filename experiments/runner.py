@@ -15,6 +15,9 @@ from typing import Any
 
 import jax
 
+from sinkjax.distributed import is_writer
+from sinkjax.sharding import requested_devices
+
 from .registry import PRESETS, Experiment, Outcome, RunContext
 
 RECORD_NAME = "record.json"
@@ -117,17 +120,28 @@ def versions() -> dict[str, str]:
             found[package] = "missing"
     found["device"] = str(jax.devices()[0].device_kind)
     found["matmul_precision"] = str(jax.config.jax_default_matmul_precision)
-    try:
-        found["git"] = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
+    found["git"] = git_commit()
+    return found
+
+
+def git_commit() -> str:
+    """The short commit of this checkout, with "-dirty" when tracked files were changed;
+    "unknown" outside a git checkout."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", *args],
             capture_output=True,
             text=True,
             check=True,
             cwd=pathlib.Path(__file__).parent,
         ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        return commit + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
     except (OSError, subprocess.CalledProcessError):
-        found["git"] = "unknown"
-    return found
+        return "unknown"
 
 
 def check_ledger(
@@ -151,6 +165,30 @@ def check_ledger(
         raise RuntimeError(f"{experiment.name}: claims {skipped} skipped at preset {preset!r}")
 
 
+def devices_used(ctx: RunContext) -> dict[str, Any]:
+    """What `--devices` asked for, the devices of every process, and the placement of each
+    training run the experiment trained or restored (by label)."""
+    requested = requested_devices()
+    return {
+        "requested": "all" if requested is None else requested,
+        "available": jax.device_count(),
+        "processes": jax.process_count(),
+        "device_kind": jax.devices()[0].device_kind,
+        "training_runs": ctx.placements,
+    }
+
+
+def check_plan(experiment: Experiment, cfg: Any, opened: list[tuple[str, str]]) -> None:
+    """The experiment opened exactly the training runs its `training_plan` declares for `cfg`
+    (labels and kinds, in order): the plan that `reproduce --plan` prints is what runs."""
+    declared = [(run.label, run.kind) for run in experiment.training_plan(cfg)]
+    if opened != declared:
+        raise RuntimeError(
+            f"{experiment.name}: opened training runs {opened} but its training_plan declares "
+            f"{declared}; update the experiment's training_plan"
+        )
+
+
 def run_experiment(
     experiment: Experiment,
     cfg: Any,
@@ -170,7 +208,8 @@ def run_experiment(
     """
     out_dir = out_root / experiment.name
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RECORD_NAME).unlink(missing_ok=True)
+    if is_writer():
+        (out_dir / RECORD_NAME).unlink(missing_ok=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     ctx = RunContext(out_dir, progress=progress, corpus=corpus, run_store=out_root / RUN_STORE_NAME)
@@ -179,6 +218,7 @@ def run_experiment(
         found_versions = versions()
     overridden = cfg != experiment.presets.get(preset)
     check_ledger(experiment, outcome, preset, overridden)
+    check_plan(experiment, cfg, ctx.opened)
     record = {
         "experiment": experiment.name,
         "title": experiment.title,
@@ -198,6 +238,9 @@ def run_experiment(
         # The precision of the model's float32 products (a config field where the experiment
         # has one; every other product runs under MATMUL_PRECISION).
         "matmul_precision": getattr(cfg, "matmul_precision", MATMUL_PRECISION),
+        # The devices the training programs could use, and each run's mesh (runs x data).
+        "devices": devices_used(ctx),
     }
-    write_json_atomic(out_dir / RECORD_NAME, record)
+    if is_writer():
+        write_json_atomic(out_dir / RECORD_NAME, record)
     return record

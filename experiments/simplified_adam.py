@@ -23,12 +23,29 @@ from sinkjax import plotting
 from sinkjax.train import TrainResult
 
 from . import bb_dynamics
-from .bb_common import CI_RUN, QUICK_RUN, BBRunConfig, load_task, task_learned_specs, train_bb
+from .bb_common import (
+    CI_RUN,
+    QUICK_RUN,
+    BBRunConfig,
+    bb_planned_run,
+    load_task,
+    task_learned_specs,
+    train_bb,
+)
 from .claims import ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
-from .theorem3 import Theorem3Config, alpha_law, bb_problem, train_code_model
+from .theorem3 import (
+    Theorem3Config,
+    alpha_law,
+    bb_problem,
+    code_model_planned_run,
+    train_code_model,
+)
 
 D5, ONE_LAYER = "D.5 model (AdamW)", "1-layer transformer"
+# The label of the 1-layer run, in `run` and in its plan.
+TRANSFORMER_LABEL = "1l-transformer"
 # Final time of the alpha-flow that is drawn (its slope is fit on the last decade).
 FLOW_HORIZON = 1e8
 # E4's window for the 1-layer logit_<s>, which E10 says the D.5 curves resemble.
@@ -221,7 +238,7 @@ def _figure(fits: dict, curves: dict, flow: tuple, ctx: RunContext) -> str:
 def run(cfg: SimplifiedAdamConfig, ctx: RunContext) -> Outcome:
     task = load_task(ctx.corpus)
     code = train_code_model(cfg.code_model_config(), task, ctx)
-    transformer = train_bb(cfg.transformer, ctx, "1l-transformer")
+    transformer = train_bb(cfg.transformer, ctx, TRANSFORMER_LABEL)
     d5 = {k: v[0] for k, v in code.metrics.items()}
     tf = {k: v[0, :, 0, 0] for k, v in transformer.result.metrics.items() if v.ndim == 4}
     curves = {
@@ -280,6 +297,14 @@ def run(cfg: SimplifiedAdamConfig, ctx: RunContext) -> Outcome:
     )
 
 
+def training_plan(cfg: SimplifiedAdamConfig) -> tuple[PlannedRun, ...]:
+    """The runs of `run`: the D.5 code model (theorem3's), then the 1-layer transformer."""
+    return (
+        code_model_planned_run(cfg.code_model_config()),
+        bb_planned_run(cfg.transformer, TRANSFORMER_LABEL),
+    )
+
+
 EXPERIMENT = Experiment(
     name="simplified-adam",
     title="The code's simplified model (D.5) under AdamW: logarithmic sink-logit growth beside "
@@ -287,4 +312,5 @@ EXPERIMENT = Experiment(
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

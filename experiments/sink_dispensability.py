@@ -31,6 +31,7 @@ from sinkjax.text_training import ARCHITECTURES, SINK_EPS
 
 from .claims import AllOf, Below, ClaimSpec, Observation, Separated, check_specs, judge
 from .gpt2_circuit import BASELINE, pooled_percent
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
@@ -44,6 +45,7 @@ from .text_common import (
     TextRunConfig,
     domain_scores,
     table_rows,
+    text_planned_run,
     text_run_settings,
     train_text_lm,
 )
@@ -137,6 +139,11 @@ CLAIMS = check_specs(
 )
 
 
+def variant_run(cfg: SinkDispensabilityConfig, variant: str) -> tuple[str, TextRunConfig]:
+    """The label and training run of `variant`: the config's run with that architecture."""
+    return f"toy-{variant}", dataclasses.replace(cfg.training_run(), architecture=variant)
+
+
 def variant_table(cfg: SinkDispensabilityConfig, variant: str, ctx: RunContext) -> dict:
     """Train `variant` and score its applicable circuit breakers on held-out inputs.
 
@@ -145,8 +152,8 @@ def variant_table(cfg: SinkDispensabilityConfig, variant: str, ctx: RunContext) 
         `slot` (D,) the baseline's mean weight on the extra key slot, `final_ce` (D,), and
         `sink_rate` (S,) Gu's sink rate (M3, mean over layers) at the last checkpoint.
     """
-    run = dataclasses.replace(cfg.training_run(), architecture=variant)
-    trained = train_text_lm(run, ctx, f"toy-{variant}")
+    label, run = variant_run(cfg, variant)
+    trained = train_text_lm(run, ctx, label)
     model = trained.model()
     batch = cfg.analysis_batch(trained.corpus)
     breakers = sink_circuit.circuit_breakers(model, cfg.analysis_len)
@@ -269,10 +276,17 @@ def run(cfg: SinkDispensabilityConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, [figure], list(cfg.seeds), summary, observations(tables, null))
 
 
+def training_plan(cfg: SinkDispensabilityConfig) -> tuple[PlannedRun, ...]:
+    """One run per variant of `cfg.variants`, in that order."""
+    runs = (variant_run(cfg, variant) for variant in cfg.variants)
+    return tuple(text_planned_run(run, label) for label, run in runs)
+
+
 EXPERIMENT = Experiment(
     name="sink-dispensability",
     title="P1's dispensable circuit and P3's attention variants: which toys sink, and where",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -22,6 +22,7 @@ from sinkjax import plotting, sinks
 from sinkjax.tasks.text import TEXT_DOMAINS
 
 from .claims import AllOf, AtMost, ClaimSpec, Observation, check_specs, judge
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .text_common import (
     CI_TEXT_RUN,
@@ -31,9 +32,12 @@ from .text_common import (
     SINK_SOURCE,
     SPEC,
     TextRunConfig,
+    text_planned_run,
     train_text_lm,
 )
 
+# The label of the toy's run, in `run` and in its plan.
+RUN_LABEL = "toy-gpt2"
 PRESETS = {"ci": CI_TEXT_RUN, "quick": QUICK_TEXT_RUN, "paper": TextRunConfig()}
 
 # The loss has converged at the first checkpoint where its excess over the final value is at
@@ -170,7 +174,7 @@ def _figure(steps, signals, metrics, onset, converged, null, ctx: RunContext) ->
 
 
 def run(cfg: TextRunConfig, ctx: RunContext) -> Outcome:
-    trained = train_text_lm(cfg.training_run(), ctx, "toy-gpt2")
+    trained = train_text_lm(cfg.training_run(), ctx, RUN_LABEL)
     steps = trained.result.eval_steps
     per_seed = {k: np.asarray(v) for k, v in trained.result.metrics.items()}
     metrics = {k: v.mean(0) for k, v in per_seed.items()}  # mean over seeds
@@ -194,10 +198,16 @@ def run(cfg: TextRunConfig, ctx: RunContext) -> Outcome:
     return Outcome(claims, [figure], list(cfg.seeds), summary, observations(signals, null))
 
 
+def training_plan(cfg: TextRunConfig) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the toy of `cfg` (gpt2-circuit's at every preset)."""
+    return (text_planned_run(cfg.training_run(), RUN_LABEL),)
+
+
 EXPERIMENT = Experiment(
     name="sink-dynamics",
     title="P2's prediction on the toy: the sink and its P0 circuit form early in training",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

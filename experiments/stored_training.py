@@ -52,7 +52,7 @@ def train_stored(
     """
     run_key = run_fingerprint(train_cfg, optimizer, fingerprint)
     with ctx.training_run(label, kind, run_key) as checkpoint_dir:
-        return train(
+        result = train(
             task,
             optimizer,
             train_cfg,
@@ -61,3 +61,5 @@ def train_stored(
             progress=ctx.progress,
             description=label,
         )
+    ctx.placements[label] = result.placement
+    return result

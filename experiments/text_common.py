@@ -26,6 +26,7 @@ from sinkjax.text_training import SINK_EPS, text_lm_train_task, toy_gpt2_config
 from sinkjax.train import TrainResult, TrainTask
 
 from .claims import Above
+from .planning import PlannedRun
 from .registry import RunContext
 from .stored_training import train_stored, training_schedule
 
@@ -39,6 +40,8 @@ SINK_READING = (
     f"i >= T//2 on token 0, the spec's layer band [L//4, L-1)) above {SINK_EPS:g}"
 )
 SINK_SOURCE = "M4, M3 and §3(a) (eps = 0.3)"
+# What `train_text_lm` trains: the run store's folder kind and the plan's.
+TEXT_KIND = "text-lm"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,8 +232,25 @@ def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTex
     train_cfg = training_schedule(cfg, cfg.seeds, n_checkpoints=10)
     optimizer = OptimizerConfig(learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay)
     fingerprint = {"run": text_run_settings(cfg), "data_sha256": corpus.digest()}
-    result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, "text-lm")
+    result = train_stored(task, optimizer, train_cfg, fingerprint, ctx, label, TEXT_KIND)
     return TrainedTextLM(cfg, corpus, graphdef, eval_batch, result)
+
+
+def text_planned_run(cfg: TextRunConfig, label: str) -> PlannedRun:
+    """The run `train_text_lm(cfg, ctx, label)` opens, as the plan sees it (its settings are
+    the run's fields; the corpus is left out)."""
+    return PlannedRun(
+        label=label,
+        kind=TEXT_KIND,
+        steps=cfg.steps,
+        runs=cfg.n_seeds,
+        batch_size=cfg.batch_size,
+        seq_len=cfg.seq_len,
+        n_layers=cfg.n_layers,
+        d_model=cfg.d_model,
+        vocab_size=cfg.model_config().vocab_size,
+        settings=PlannedRun.settings_text(text_run_settings(cfg)),
+    )
 
 
 def domain_scores(

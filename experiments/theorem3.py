@@ -28,9 +28,9 @@ from sinkjax.models import SinkAttentionModel
 from sinkjax.optim import OptimizerConfig
 from sinkjax.simplified_training import exact_loss_trajectory
 from sinkjax.tasks import BBTask
-from sinkjax.train import TrainConfig, TrainResult
+from sinkjax.train import TrainConfig, TrainResult, run_fingerprint
 
-from .bb_common import load_task
+from .bb_common import default_bb_vocab_size, load_task
 from .claims import (
     Above,
     AllOf,
@@ -43,6 +43,7 @@ from .claims import (
     check_specs,
     judge,
 )
+from .planning import PlannedRun
 from .registry import Experiment, Outcome, RunContext
 from .stored_training import train_stored
 
@@ -54,6 +55,8 @@ ZERO_EIGENVALUE = 1e-9
 ALPHA_HORIZON = 1e8
 # (alpha, beta) points, drawn N(0, 1), where the closed-form flow is checked against jax.grad.
 N_GRADIENT_POINTS = 4
+# The D.5 run's label and the run store's kind (shared with simplified-adam).
+CODE_MODEL_LABEL, CODE_MODEL_KIND = "code-model", "d5-model"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,12 +450,8 @@ def gd_vs_flow(problem: theory.SimplifiedProblem, cfg: Theorem3Config, seed: int
     return FlowComparison(ts, gd, adam, flow, error, float(displacement), excess)
 
 
-def train_code_model(cfg: Theorem3Config, task: BBTask, ctx: RunContext) -> TrainResult:
-    """The spec D.5 model under AdamW (wd 1e-4) on fresh BB batches, resumable from ctx."""
-    eval_batch = make_eval_batch(task, cfg.code_model_eval_batch_size, cfg.code_model_seq_len)
-    train_task, _ = code_simple_train_task(
-        task, cfg.code_model_batch_size, cfg.code_model_seq_len, eval_batch
-    )
+def code_model_schedule(cfg: Theorem3Config) -> tuple[OptimizerConfig, TrainConfig]:
+    """The optimiser (AdamW, wd 1e-4) and schedule of the spec D.5 run."""
     optimizer = OptimizerConfig(learning_rate=cfg.code_model_learning_rate, weight_decay=1e-4)
     train_cfg = TrainConfig(
         steps=cfg.code_model_steps,
@@ -461,15 +460,51 @@ def train_code_model(cfg: Theorem3Config, task: BBTask, ctx: RunContext) -> Trai
         n_linear_evals=20,
         checkpoint_every=max(cfg.code_model_steps // 10, 1),
     )
-    # Only what shapes this run (steps and optimiser are added by `train`), so overriding the
-    # GD settings (--steps, --lr) still resumes the code model, and simplified-adam shares it.
-    fingerprint = {
+    return optimizer, train_cfg
+
+
+def code_model_key(cfg: Theorem3Config) -> dict:
+    """What shapes the D.5 run besides its schedule and optimiser (which `train` adds) and the
+    corpus: the code-model fields only, so overriding the GD settings (--steps, --lr) still
+    resumes the code model, and simplified-adam shares it."""
+    return {
         "batch": [cfg.code_model_batch_size, cfg.code_model_seq_len],
         "eval_batch_size": cfg.code_model_eval_batch_size,
-        "corpus": str(ctx.corpus),
     }
+
+
+def train_code_model(cfg: Theorem3Config, task: BBTask, ctx: RunContext) -> TrainResult:
+    """The spec D.5 model under AdamW (wd 1e-4) on fresh BB batches, resumable from ctx."""
+    eval_batch = make_eval_batch(task, cfg.code_model_eval_batch_size, cfg.code_model_seq_len)
+    train_task, _ = code_simple_train_task(
+        task, cfg.code_model_batch_size, cfg.code_model_seq_len, eval_batch
+    )
+    optimizer, train_cfg = code_model_schedule(cfg)
+    fingerprint = {**code_model_key(cfg), "corpus": str(ctx.corpus)}
     return train_stored(
-        train_task, optimizer, train_cfg, fingerprint, ctx, "code-model", "d5-model"
+        train_task, optimizer, train_cfg, fingerprint, ctx, CODE_MODEL_LABEL, CODE_MODEL_KIND
+    )
+
+
+def code_model_planned_run(cfg: Theorem3Config) -> PlannedRun:
+    """The run `train_code_model(cfg, ...)` opens, as the plan sees it: one 1-block model whose
+    residual width is the vocabulary (one-hot tokens); its settings are the run's fingerprint
+    (schedule, optimiser and batch shape) without the corpus."""
+    optimizer, train_cfg = code_model_schedule(cfg)
+    vocab = default_bb_vocab_size()
+    return PlannedRun(
+        label=CODE_MODEL_LABEL,
+        kind=CODE_MODEL_KIND,
+        steps=train_cfg.steps,
+        runs=len(train_cfg.seeds),
+        batch_size=cfg.code_model_batch_size,
+        seq_len=cfg.code_model_seq_len,
+        n_layers=1,
+        d_model=vocab,
+        vocab_size=vocab,
+        settings=PlannedRun.settings_text(
+            run_fingerprint(train_cfg, optimizer, code_model_key(cfg))
+        ),
     )
 
 
@@ -683,10 +718,16 @@ def run(cfg: Theorem3Config, ctx: RunContext) -> Outcome:
     return Outcome(judge(CLAIMS, measured), figures, [42], summary, observations)
 
 
+def training_plan(cfg: Theorem3Config) -> tuple[PlannedRun, ...]:
+    """The one run of `run`: the D.5 code model (the theory checks train nothing stored)."""
+    return (code_model_planned_run(cfg),)
+
+
 EXPERIMENT = Experiment(
     name="theorem3",
     title="Simplified model: alpha law, value drain, stationary family; GD and Adam vs the flow",
     presets=PRESETS,
     run=run,
     claims=CLAIMS,
+    training_plan=training_plan,
 )

@@ -11,6 +11,7 @@ from jaxtyping import Array, Bool, Float, Int
 from . import probes
 from .interventions import Interventions
 from .models import CodeSimpleModel, ModelTrace, Transformer, TransformerConfig
+from .sharding import shard_batch
 from .tasks.bb import BBTask, is_trigger, oracle_distribution, sample_bb
 from .train import TrainTask
 
@@ -164,6 +165,7 @@ def bb_train_task(
 
     def loss(params, key, run=None):
         inputs, targets = sample_bb(key, task, batch_size, seq_len, with_bos=with_bos)
+        inputs, targets = shard_batch(inputs), shard_batch(targets)
         logits = nnx.merge(graphdef, params)(inputs, None if run is None else run["gates"])
         return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
@@ -172,7 +174,7 @@ def bb_train_task(
         logits, trace = nnx.merge(graphdef, params)(eval_batch.inputs, gates, trace=True)
         return bb_metrics(logits, trace, eval_batch, type_mask)
 
-    return TrainTask(init_params, loss, evaluate, run_args=run_args), graphdef
+    return TrainTask(init_params, loss, evaluate, run_args, batch_size), graphdef
 
 
 def code_simple_train_task(
@@ -194,6 +196,7 @@ def code_simple_train_task(
 
     def loss(params, key):
         inputs, targets = sample_bb(key, task, batch_size, seq_len)
+        inputs, targets = shard_batch(inputs), shard_batch(targets)
         logits = nnx.merge(graphdef, params)(inputs)
         return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
@@ -212,4 +215,4 @@ def code_simple_train_task(
             "bigram_excess": probes.masked_mean(risk, bigram) - eval_batch.bayes_bigram,
         }
 
-    return TrainTask(init_params, loss, evaluate), graphdef
+    return TrainTask(init_params, loss, evaluate, batch_size=batch_size), graphdef

@@ -130,7 +130,7 @@ def charlm_train_task(
         logits, trace = forward(graphdef, params, eval_batch)
         return charlm_metrics(logits, trace, eval_batch)
 
-    return lm_train_task(model_cfg, sample, metrics)
+    return lm_train_task(model_cfg, sample, batch_size, metrics)
 
 
 @functools.partial(jax.jit, static_argnums=0)

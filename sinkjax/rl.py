@@ -40,6 +40,7 @@ from .chain_rollouts import Rollout, rollout, rollout_metrics
 from .checkpoints import Checkpointer
 from .models.chain_policy import ChainPolicyConfig, Params, init_policy_params
 from .optim import OptimizerConfig, make_optimizer
+from .sharding import ONE_DEVICE, Placement, shard_batch, to_default_device, to_host
 from .tasks.chains import ChainTask, sample_chains
 from .train import TrainingDiverged
 
@@ -132,6 +133,7 @@ class RLResult:
         epochs_run: epochs completed (the last column of `history` that may hold values).
         resumed_from: the epoch a checkpoint was restored from, or None.
         wall_time: seconds spent in this call.
+        placement: the program's devices and mesh (`Placement.describe`).
     """
 
     params: PyTree
@@ -141,6 +143,7 @@ class RLResult:
     epochs_run: int
     resumed_from: int | None
     wall_time: float
+    placement: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def reinforce_surrogate(
@@ -158,7 +161,7 @@ def reinforce_surrogate(
         the batch-mean-baseline estimate of (1 - 1/b) grad (1 - E r); the sampled rollouts.
     """
     k_data, k_sample = jax.random.split(key)
-    batch = sample_chains(k_data, task, batch_size)
+    batch = jax.tree.map(shard_batch, sample_chains(k_data, task, batch_size))
     result = rollout(params, batch, policy, max_new_tokens, key=k_sample)
     advantage = jax.lax.stop_gradient(result.reward - jnp.mean(result.reward))
     return -jnp.mean(jnp.sum(result.log_probs, axis=1) * advantage), result
@@ -234,11 +237,16 @@ def _check_setup(policy: ChainPolicyConfig, train_task: ChainTask, val_task: Cha
 
 @functools.lru_cache(maxsize=8)
 def chunk_program(
-    policy: ChainPolicyConfig, train_task: ChainTask, val_task: ChainTask, cfg: RLConfig
+    policy: ChainPolicyConfig,
+    train_task: ChainTask,
+    val_task: ChainTask,
+    cfg: RLConfig,
+    placement: Placement = ONE_DEVICE,
 ):
     """The compiled program that advances every seed by `cfg.epochs_per_chunk` epochs.
 
-    Cached on the (hashable) configs, so repeated or resumed runs do not recompile.
+    Cached on the (hashable) configs, so repeated or resumed runs do not recompile. With a
+    mesh in `placement` the seed axis is sharded over it; call under `placement.active()`.
 
     Returns `run_chunk(params, opt_state, stop_epoch, history, epoch0, data_keys, val_keys)` ->
     `(params, opt_state, stop_epoch, history, losses (S, epochs_per_chunk * epoch_steps))`:
@@ -286,7 +294,7 @@ def chunk_program(
         params, opt_state, stop_epoch, history = state
         stopped = stop_epoch >= 0
         params, opt_state, losses, metrics, done = jax.vmap(
-            seed_epoch, in_axes=(0, 0, 0, 0, 0, None)
+            seed_epoch, in_axes=(0, 0, 0, 0, 0, None), spmd_axis_name=placement.run_axis_name
         )(params, opt_state, stopped, data_keys, val_keys, epoch)
         history = {
             k: v.at[:, epoch + 1].set(
@@ -298,7 +306,6 @@ def chunk_program(
         losses = jnp.where(stopped[:, None], jnp.nan, losses)
         return (params, opt_state, stop_epoch, history), losses
 
-    @jax.jit
     def run_chunk(params, opt_state, stop_epoch, history, epoch0, data_keys, val_keys):
         def body(state, j):
             epoch = epoch0 + j
@@ -316,7 +323,7 @@ def chunk_program(
         )
         return (*state, jnp.moveaxis(losses, 0, 1).reshape(n_seeds, -1))
 
-    return run_chunk
+    return placement.jit(run_chunk)
 
 
 def rl_fingerprint(
@@ -361,9 +368,11 @@ def train_rl(
     _check_setup(policy, train_task, val_task)
     tx = make_optimizer(cfg.optimizer_config())
     n_seeds = len(cfg.seeds)
-    init_keys, data_keys, val_keys = _seed_keys(cfg.seeds)
-    params = _init_seeds(init_keys, policy)
-    opt_state = jax.vmap(tx.init)(params)
+    placement = Placement.for_program(n_seeds, cfg.batch_size // cfg.n_microbatches)
+    init_keys, data_keys, val_keys = placement.put(_seed_keys(cfg.seeds))
+    with placement.active():
+        params = placement.put(_init_seeds(init_keys, policy))
+        opt_state = placement.put(jax.vmap(tx.init)(params))
     val_horizon = cfg.val_max_new_tokens or cfg.max_new_tokens or train_task.default_max_new_tokens
     first = _evaluate_seeds(params, val_keys, val_task, policy, cfg.val_size, val_horizon)
     names = [f"val_{m}" for m in VAL_METRICS] + [f"train_{m}" for m in TRAIN_METRICS]
@@ -375,6 +384,7 @@ def train_rl(
         history["theta"] = jnp.full((n_seeds, cfg.epochs + 1, 3), jnp.nan, jnp.float32)
         history["theta"] = history["theta"].at[:, 0].set(params["theta"])
     stop_epoch = jnp.full((n_seeds,), -1, jnp.int32)
+    history, stop_epoch = placement.put((history, stop_epoch))
     losses = np.full((n_seeds, cfg.epochs * cfg.epoch_steps), np.nan, np.float32)
     epoch, resumed_from = 0, None
 
@@ -392,23 +402,27 @@ def train_rl(
             }
             epoch, state = checkpointer.restore(like)
             # Restored arrays are committed to a device, which would change the jit cache key
-            # (a recompile); through the host they are plain uncommitted arrays again.
-            state = jax.tree.map(np.array, state)
-            params, opt_state, stop_epoch, history = jax.tree.map(
-                jnp.asarray,
-                (state["params"], state["opt_state"], state["stop_epoch"], state["history"]),
+            # (a recompile); through the host they are plain uncommitted arrays again, placed
+            # like the fresh ones.
+            state = to_host(state)
+            params, opt_state, stop_epoch, history = placement.put(
+                jax.tree.map(
+                    jnp.asarray,
+                    (state["params"], state["opt_state"], state["stop_epoch"], state["history"]),
+                )
             )
             losses, resumed_from = state["losses"], epoch
 
-    run_chunk = chunk_program(policy, train_task, val_task, cfg)
+    run_chunk = chunk_program(policy, train_task, val_task, cfg, placement)
     bar = tqdm(total=cfg.epochs, initial=epoch, desc=description, disable=not progress, leave=False)
     try:
-        while epoch < cfg.epochs and np.any(np.asarray(stop_epoch) < 0):
-            new = run_chunk(params, opt_state, stop_epoch, history, epoch, data_keys, val_keys)
+        while epoch < cfg.epochs and np.any(to_host(stop_epoch) < 0):
+            with placement.active():
+                new = run_chunk(params, opt_state, stop_epoch, history, epoch, data_keys, val_keys)
             n = min(cfg.epochs_per_chunk, cfg.epochs - epoch)
-            chunk_losses = np.asarray(new[4])[:, : n * cfg.epoch_steps]
+            chunk_losses = to_host(new[4])[:, : n * cfg.epoch_steps]
             # Steps a seed ran before it stopped (before this chunk, or inside it).
-            new_stop = np.asarray(new[2])
+            new_stop = to_host(new[2])
             ran = np.where(new_stop >= 0, new_stop - epoch, n).clip(0, n) * cfg.epoch_steps
             bad = ~np.isfinite(chunk_losses) & (
                 np.arange(n * cfg.epoch_steps)[None, :] < ran[:, None]
@@ -428,7 +442,7 @@ def train_rl(
             epoch += n
             bar.update(n)
             last = np.where(new_stop >= 0, new_stop, epoch)
-            val_accuracy = np.asarray(history["val_accuracy"])[np.arange(n_seeds), last]
+            val_accuracy = to_host(history["val_accuracy"])[np.arange(n_seeds), last]
             bar.set_postfix(
                 val_acc=f"{val_accuracy.mean():.3f}", stopped=int(np.sum(new_stop >= 0))
             )
@@ -440,11 +454,12 @@ def train_rl(
         if checkpointer is not None:
             checkpointer.close()
     return RLResult(
-        params=params,
-        history={k: np.asarray(v) for k, v in history.items()},
+        params=to_default_device(params),
+        history=to_host(history),
         losses=losses,
-        stop_epoch=np.asarray(stop_epoch),
+        stop_epoch=to_host(stop_epoch),
         epochs_run=epoch,
         resumed_from=resumed_from,
         wall_time=time.perf_counter() - start_time,
+        placement=placement.describe(),
     )

@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray, PyTree
 from . import sinks
 from .models import ModelTrace, Transformer, TransformerConfig
 from .models.config import InitScheme
+from .sharding import shard_batch
 from .tasks.text import TEXT_DOMAINS, TextBatch, TextStream, sample_text, vocab_size
 from .train import TrainTask
 
@@ -140,13 +141,14 @@ def domain_cross_entropy(
 
 
 def lm_train_task(
-    model_cfg: TransformerConfig, sample: WindowSampler, metrics: ModelMetrics
+    model_cfg: TransformerConfig, sample: WindowSampler, batch_size: int, metrics: ModelMetrics
 ) -> tuple[TrainTask, nnx.GraphDef]:
     """The `TrainTask` of next-token prediction on windows from `sample`, and the graphdef.
 
     Args:
         model_cfg: the `Transformer` to train.
         sample: key -> (inputs, targets) (B, N) of one training batch, jit-able.
+        batch_size: B (the batch is sharded over the devices to spare, `shard_batch`).
         metrics: (graphdef, params) -> dict of metric arrays, the task's `evaluate`.
 
     The loss is `window_loss`: the mean cross-entropy over all B x N positions.
@@ -154,12 +156,13 @@ def lm_train_task(
     graphdef, init_params = transformer_init(model_cfg)
 
     def loss(params: PyTree, key: PRNGKeyArray) -> Float[Array, ""]:
-        return window_loss(graphdef, params, *sample(key))
+        inputs, targets = sample(key)
+        return window_loss(graphdef, params, shard_batch(inputs), shard_batch(targets))
 
     def evaluate(params: PyTree) -> dict[str, Array]:
         return metrics(graphdef, params)
 
-    return TrainTask(init_params, loss, evaluate), graphdef
+    return TrainTask(init_params, loss, evaluate, batch_size=batch_size), graphdef
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,7 +223,7 @@ def text_lm_train_task(
     def metrics(graphdef: nnx.GraphDef, params: PyTree) -> dict[str, Array]:
         return text_lm_metrics(graphdef, params, eval_batch)
 
-    return lm_train_task(model_cfg, sample, metrics)
+    return lm_train_task(model_cfg, sample, batch_size, metrics)
 
 
 # ---------------------------------------------------------------------------------------------

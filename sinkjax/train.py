@@ -8,6 +8,9 @@ of a log-and-linear schedule, inside the same program (a `lax.cond` that only fi
 
 The host loop only moves between chunks: it checks the losses for NaN/inf, saves a checkpoint
 and updates the progress bar.
+
+With several devices the run axis, and where devices are to spare each run's batch, are sharded
+over a mesh (`sinkjax.sharding`); the results come back as on one device.
 """
 
 import dataclasses
@@ -25,6 +28,7 @@ from tqdm.auto import tqdm
 
 from .checkpoints import Checkpointer
 from .optim import OptimizerConfig, make_optimizer
+from .sharding import ONE_DEVICE, Placement, to_default_device, to_host
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +75,15 @@ class TrainTask:
             leaves have a leading axis with one row per entry of `TrainConfig.seeds`. Each of
             the three functions then takes its run's row as an extra last argument (e.g. the
             sub-layer gates that make one parameter shape serve several architectures).
+        batch_size: the sequences `loss` samples per step, which it passes through
+            `sinkjax.sharding.shard_batch`; None: the batch is never sharded over devices.
     """
 
     init_params: Callable[..., PyTree]
     loss: Callable[..., Float[Array, ""]]
     evaluate: Callable[..., dict[str, Array]]
     run_args: PyTree | None = None
+    batch_size: int | None = None
 
     def per_run(self, n_runs: int) -> tuple["TrainTask", PyTree]:
         """This task with a uniform trailing `run_arg` argument, and the (n_runs, ...) rows.
@@ -88,6 +95,7 @@ class TrainTask:
                 lambda key, _: self.init_params(key),
                 lambda params, key, _: self.loss(params, key),
                 lambda params, _: self.evaluate(params),
+                batch_size=self.batch_size,
             )
             return task, jnp.zeros((n_runs,))
         leading = {leaf.shape[0] for leaf in jax.tree.leaves(self.run_args)}
@@ -110,6 +118,7 @@ class TrainResult:
         losses: (S, steps) the training loss of every step.
         resumed_from: the step a checkpoint was restored from, or None.
         wall_time: seconds spent in this call.
+        placement: the program's devices and mesh (`Placement.describe`).
     """
 
     params: PyTree
@@ -118,6 +127,7 @@ class TrainResult:
     losses: np.ndarray
     resumed_from: int | None
     wall_time: float
+    placement: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 class TrainingDiverged(RuntimeError):
@@ -142,10 +152,18 @@ def seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     return fold(roots, 0), fold(roots, 1)
 
 
-def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int, chunk: int):
+def chunk_program(
+    task: TrainTask,
+    tx: optax.GradientTransformation,
+    steps: int,
+    chunk: int,
+    placement: Placement = ONE_DEVICE,
+):
     """The compiled program that advances every run by `chunk` steps.
 
-    `task` must take a trailing run argument (see `TrainTask.per_run`). Returns
+    `task` must take a trailing run argument (see `TrainTask.per_run`). With a mesh in
+    `placement`, the run axis of every input and output is sharded over it; call the program
+    under `placement.active()`. Returns
     `run_chunk(params, opt_state, history, step0, data_keys, run_args, eval_slot)` ->
     `(params, opt_state, history, losses (S, chunk))`: params/opt_state/run_args carry a leading
     run axis S, `eval_slot` (steps + 1,) maps a step to its row of `history` (or -1), and steps
@@ -162,7 +180,9 @@ def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int,
         step_keys = jax.vmap(jax.random.fold_in, (0, None))(data_keys, step)
 
         def update(state):
-            return jax.vmap(seed_update)(*state, step_keys, run_args)
+            return jax.vmap(seed_update, spmd_axis_name=placement.run_axis_name)(
+                *state, step_keys, run_args
+            )
 
         def skip(state):  # past the last step (final partial chunk): leave state unchanged
             return *state, jnp.full((len(data_keys),), jnp.nan)
@@ -171,13 +191,14 @@ def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int,
         slot = eval_slot[jnp.minimum(step + 1, steps)]
 
         def record(history):
-            metrics = jax.vmap(task.evaluate)(params, run_args)
+            metrics = jax.vmap(task.evaluate, spmd_axis_name=placement.run_axis_name)(
+                params, run_args
+            )
             return {k: v.at[:, slot].set(metrics[k]) for k, v in history.items()}
 
         history = jax.lax.cond((step < steps) & (slot >= 0), record, lambda h: h, history)
         return (params, opt_state, history), loss
 
-    @jax.jit
     def run_chunk(params, opt_state, history, step0, data_keys, run_args, eval_slot):
         def scan_body(carry, i):
             return body(carry, step0 + i, data_keys, run_args, eval_slot)
@@ -185,7 +206,7 @@ def chunk_program(task: TrainTask, tx: optax.GradientTransformation, steps: int,
         carry, losses = jax.lax.scan(scan_body, (params, opt_state, history), jnp.arange(chunk))
         return (*carry, losses.T)  # losses: (S, chunk)
 
-    return run_chunk
+    return placement.jit(run_chunk)
 
 
 def run_fingerprint(
@@ -229,18 +250,23 @@ def train(
     start_time = time.perf_counter()
     tx = make_optimizer(optimizer)
     task, run_args = task.per_run(len(cfg.seeds))
-    init_keys, data_keys = seed_keys(cfg.seeds)
-    params = jax.jit(jax.vmap(task.init_params))(init_keys, run_args)
-    opt_state = jax.jit(jax.vmap(tx.init))(params)
+    placement = Placement.for_program(len(cfg.seeds), task.batch_size)
+    init_keys, data_keys = placement.put(seed_keys(cfg.seeds))
+    run_args = placement.put(run_args)
     eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals, cfg.eval_at)
     eval_slot = np.full(cfg.steps + 1, -1, np.int32)
     eval_slot[eval_steps] = np.arange(len(eval_steps))
 
-    first = jax.jit(jax.vmap(task.evaluate))(params, run_args)
-    history = {
-        k: jnp.zeros((v.shape[0], len(eval_steps), *v.shape[1:]), v.dtype).at[:, 0].set(v)
-        for k, v in first.items()
-    }
+    with placement.active():
+        params = placement.jit(jax.vmap(task.init_params))(init_keys, run_args)
+        opt_state = placement.jit(jax.vmap(tx.init))(params)
+        first = placement.jit(jax.vmap(task.evaluate))(params, run_args)
+    history = placement.put(
+        {
+            k: jnp.zeros((v.shape[0], len(eval_steps), *v.shape[1:]), v.dtype).at[:, 0].set(v)
+            for k, v in first.items()
+        }
+    )
     losses = np.full((len(cfg.seeds), cfg.steps), np.nan, np.float32)
     step, resumed_from = 0, None
 
@@ -251,17 +277,18 @@ def train(
             like = {"params": params, "opt_state": opt_state, "history": history, "losses": losses}
             step, state = checkpointer.restore(like)
             params, opt_state, history = state["params"], state["opt_state"], state["history"]
-            losses, resumed_from = np.asarray(state["losses"]), step
+            losses, resumed_from = to_host(state["losses"]), step
 
-    run_chunk = chunk_program(task, tx, cfg.steps, cfg.chunk_size)
+    run_chunk = chunk_program(task, tx, cfg.steps, cfg.chunk_size, placement)
     chunks_per_save = (
         max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
     )
     bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=not progress, leave=False)
     try:
         while step < cfg.steps:
-            new = run_chunk(params, opt_state, history, step, data_keys, run_args, eval_slot)
-            chunk_losses = np.asarray(new[3])
+            with placement.active():
+                new = run_chunk(params, opt_state, history, step, data_keys, run_args, eval_slot)
+            chunk_losses = to_host(new[3])
             n = min(cfg.chunk_size, cfg.steps - step)
             if not np.isfinite(chunk_losses[:, :n]).all():
                 bad_seed, bad_step = np.argwhere(~np.isfinite(chunk_losses[:, :n]))[0]
@@ -286,10 +313,11 @@ def train(
         if checkpointer is not None:
             checkpointer.close()
     return TrainResult(
-        params=params,
+        params=to_default_device(params),
         eval_steps=eval_steps,
-        metrics={k: np.asarray(v) for k, v in history.items()},
+        metrics=to_host(history),
         losses=losses,
         resumed_from=resumed_from,
         wall_time=time.perf_counter() - start_time,
+        placement=placement.describe(),
     )

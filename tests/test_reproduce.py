@@ -1,5 +1,6 @@
 """`sinkjax reproduce` in parallel lanes: the schedule, and lanes give one process's numbers."""
 
+import dataclasses
 import json
 
 import pytest
@@ -10,20 +11,34 @@ from experiments.runner import UsageError
 
 
 def test_every_registered_experiment_is_scheduled_once_with_the_runs_it_shares():
-    names = list(get_experiments())
-    groups = reproduce.schedule(names)
-    assert sorted(n for g in groups for n in g) == sorted(names)
-    for shared in reproduce.SHARED_RUNS:
-        assert set(shared) <= set(names), "SHARED_RUNS names an unregistered experiment"
-        assert list(shared) in groups  # together, the trainer first
-    assert set(reproduce.QUICK_MINUTES) == set(names)
-    minutes = [sum(reproduce.QUICK_MINUTES[n] for n in g) for g in groups]
-    assert minutes == sorted(minutes, reverse=True)
+    experiments = get_experiments()
+    groups = reproduce.schedule(experiments, "quick")
+    assert sorted(n for g in groups for n in g) == sorted(experiments)
+    group_of = {name: i for i, group in enumerate(groups) for name in group}
+    trainers = {}
+    for name, experiment in experiments.items():
+        for run in experiment.training_plan(experiment.presets["quick"]):
+            trainer = trainers.setdefault(run.share_key, name)
+            assert group_of[name] == group_of[trainer], (name, trainer, run.label)
+    # The 1-layer quick run and the D.5 code model tie theorem3's group together.
+    assert ["theorem3", "bb-dynamics", "bb-interventions", "relu-attention"] == [
+        n for n in groups[group_of["theorem3"]] if n != "simplified-adam"
+    ][:4]
+    assert group_of["gpt2-circuit"] == group_of["sink-dynamics"]
+    assert group_of["optimizer-ablation"] == group_of["layerwise-maps"]
 
 
 def test_a_subset_keeps_only_its_own_names():
-    groups = reproduce.schedule(["p0-circuit", "bb-interventions", "theorem3", "no-such"])
-    assert groups == [["p0-circuit"], ["theorem3", "bb-interventions"], ["no-such"]]
+    registry = get_experiments()
+    names = ["p0-circuit", "bb-interventions", "theorem3", "chains-theory"]
+    groups = reproduce.schedule({n: registry[n] for n in names}, "quick")
+    assert sorted(map(sorted, groups)) == [
+        ["bb-interventions"],
+        ["chains-theory"],
+        ["p0-circuit"],
+        ["theorem3"],
+    ]
+    assert groups[-1] == ["chains-theory"]  # trains nothing: last
 
 
 def _measured(out_root, names) -> dict:
@@ -55,8 +70,27 @@ def test_lanes_give_the_numbers_of_one_process(tmp_path, capsys):
 
 def test_lanes_refuse_experiments_the_workers_cannot_import(tmp_path):
     made_up = {
-        name: Experiment(name, name, {}, lambda cfg, ctx: None, ()) for name in ("made-up", "other")
+        name: Experiment(name, name, {"ci": None}, lambda cfg, ctx: None, ())
+        for name in ("made-up", "other")
     }
     settings = reproduce.Settings("ci", tmp_path, corpus=None, progress=False)
     with pytest.raises(UsageError, match="use --jobs 1"):
         reproduce.reproduce(made_up, settings, jobs=2)
+
+
+def test_a_record_of_the_same_commit_preset_and_config_is_kept(tmp_path):
+    """A main job cut off mid-way resumes: finished experiments are not run again, unless the
+    commit, the tree, the preset or the config differ."""
+    experiment = get_experiments()["bb-interventions"]
+    settings = reproduce.Settings("ci", tmp_path, corpus=None, progress=False)
+    (tmp_path / experiment.name).mkdir()
+    config = dataclasses.asdict(experiment.presets["ci"])
+    record = {"preset": "ci", "config": config, "versions": {"git": "abc1234"}}
+    (tmp_path / experiment.name / "record.json").write_text(json.dumps(record))
+    assert reproduce.finished_record(experiment, settings, "abc1234") == json.loads(
+        json.dumps(record)
+    )
+    assert reproduce.finished_record(experiment, settings, "def5678") is None
+    assert reproduce.finished_record(experiment, settings, "abc1234-dirty") is None
+    quick = dataclasses.replace(settings, preset="quick")
+    assert reproduce.finished_record(experiment, quick, "abc1234") is None
