@@ -251,17 +251,9 @@ def bb_planned_run(
 ) -> PlannedRun:
     """The run `train_bb(cfg, ctx, label, architectures)` opens, as the plan sees it."""
     variants = 1 if architectures is None else len(architectures)
-    return PlannedRun(
-        label=label,
-        kind=BB_KIND,
-        steps=cfg.steps,
-        runs=cfg.n_seeds * variants,
-        batch_size=cfg.batch_size,
-        seq_len=cfg.seq_len,
-        n_layers=cfg.n_layers,
-        d_model=cfg.d_model,
-        vocab_size=default_bb_vocab_size(),
-        settings=PlannedRun.settings_text(bb_run_key(cfg, architectures)),
+    settings = bb_run_key(cfg, architectures)
+    return PlannedRun.of_transformer_run(
+        cfg, label, BB_KIND, default_bb_vocab_size(), settings, variants
     )
 
 

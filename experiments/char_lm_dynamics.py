@@ -276,18 +276,8 @@ def train_char_lm(cfg: CharLMConfig, ctx: RunContext, label: str = "char-lm") ->
 def char_lm_planned_run(cfg: CharLMConfig, label: str = "char-lm") -> PlannedRun:
     """The run `train_char_lm(cfg, ctx, label)` opens, as the plan sees it (its settings are
     the config that `train_char_lm` fingerprints; the corpus is left out)."""
-    return PlannedRun(
-        label=label,
-        kind=CHAR_LM_KIND,
-        steps=cfg.steps,
-        runs=cfg.n_seeds,
-        batch_size=cfg.batch_size,
-        seq_len=cfg.seq_len,
-        n_layers=cfg.n_layers,
-        d_model=cfg.d_model,
-        vocab_size=VOCAB_SIZE,
-        settings=PlannedRun.settings_text(dataclasses.asdict(cfg)),
-    )
+    settings = dataclasses.asdict(cfg)
+    return PlannedRun.of_transformer_run(cfg, label, CHAR_LM_KIND, VOCAB_SIZE, settings)
 
 
 def training_plan(cfg: CharLMConfig) -> tuple[PlannedRun, ...]:

@@ -148,7 +148,7 @@ def _main(argv: list[str] | None) -> int:
         return 0
 
     if args.command == "reproduce" and args.plan:
-        print(format_plan(make_plan(experiments, args.preset, jax.devices())))
+        print(format_plan(make_plan(experiments, args.preset)))
         return 0
     corpus = check_corpus(args.corpus)
     out_root = prepare_out_dir(args.out)

@@ -16,12 +16,10 @@ import json
 import math
 import pathlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import jax
-
-from sinkjax.sharding import mesh_shape, requested_devices
+from sinkjax.sharding import mesh_shape, training_devices
 
 from .planning import PlannedRun
 from .registry import Experiment
@@ -100,14 +98,13 @@ class Plan:
     without_training: tuple[str, ...]
 
 
-def make_plan(
-    experiments: Mapping[str, Experiment], preset: str, devices: Sequence[jax.Device]
-) -> Plan:
-    """The plan of every experiment of `experiments` at `preset` on `devices` (the first
-    `--devices` of them are used)."""
+def make_plan(experiments: Mapping[str, Experiment], preset: str) -> Plan:
+    """The plan of every experiment of `experiments` at `preset` on the devices training may
+    use (`sinkjax.sharding.training_devices`: all, or the first `--devices`)."""
+    devices = training_devices()
     device_kind = devices[0].device_kind
     calibration = load_calibration(device_kind)
-    n_devices = len(devices) if requested_devices() is None else requested_devices()
+    n_devices = len(devices)
     first: dict[str, tuple[str, PlannedRun]] = {}
     users: dict[str, list[str]] = {}
     for name, experiment in experiments.items():

@@ -45,6 +45,32 @@ class PlannedRun:
     vocab_size: int
     settings: str
 
+    @classmethod
+    def of_transformer_run(
+        cls,
+        run: Any,
+        label: str,
+        kind: str,
+        vocab_size: int,
+        settings: dict[str, Any],
+        variants: int = 1,
+    ) -> "PlannedRun":
+        """The plan of a transformer run config (`BBRunConfig`, `TextRunConfig`, ...: its
+        steps, n_seeds, batch_size, seq_len, n_layers and d_model), trained for `variants`
+        architectures at once."""
+        return cls(
+            label=label,
+            kind=kind,
+            steps=run.steps,
+            runs=run.n_seeds * variants,
+            batch_size=run.batch_size,
+            seq_len=run.seq_len,
+            n_layers=run.n_layers,
+            d_model=run.d_model,
+            vocab_size=vocab_size,
+            settings=cls.settings_text(settings),
+        )
+
     @staticmethod
     def settings_text(settings: dict[str, Any]) -> str:
         """`settings` as the canonical JSON text of `PlannedRun.settings`."""

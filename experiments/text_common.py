@@ -239,18 +239,8 @@ def train_text_lm(cfg: TextRunConfig, ctx: RunContext, label: str) -> TrainedTex
 def text_planned_run(cfg: TextRunConfig, label: str) -> PlannedRun:
     """The run `train_text_lm(cfg, ctx, label)` opens, as the plan sees it (its settings are
     the run's fields; the corpus is left out)."""
-    return PlannedRun(
-        label=label,
-        kind=TEXT_KIND,
-        steps=cfg.steps,
-        runs=cfg.n_seeds,
-        batch_size=cfg.batch_size,
-        seq_len=cfg.seq_len,
-        n_layers=cfg.n_layers,
-        d_model=cfg.d_model,
-        vocab_size=cfg.model_config().vocab_size,
-        settings=PlannedRun.settings_text(text_run_settings(cfg)),
-    )
+    vocab_size = cfg.model_config().vocab_size
+    return PlannedRun.of_transformer_run(cfg, label, TEXT_KIND, vocab_size, text_run_settings(cfg))
 
 
 def domain_scores(
