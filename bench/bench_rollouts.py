@@ -26,9 +26,9 @@ import time
 import jax
 import jax.numpy as jnp
 
-from sinkjax.chain_rollouts import rollout, rollout_naive
-from sinkjax.models.chain_policy import ChainPolicyConfig, init_policy_params
-from sinkjax.tasks.chains import ChainTask, sample_chains
+from sinkjax.cot_rl.chains import ChainTask, sample_chains
+from sinkjax.cot_rl.policy import ChainPolicyConfig, init_policy_params
+from sinkjax.cot_rl.rollouts import rollout, rollout_naive
 
 CHAIN = 12
 TEMPERATURE = {"linear": 1 / 5, "softmax": 1 / 20}  # the code's train-on-D values
@@ -66,7 +66,7 @@ def program(sampler, cfg, max_new_tokens, mode):
             lambda params, batch, key: sampler(params, batch, cfg, max_new_tokens, key=key)
         )
 
-    def surrogate(params, batch, key):  # REINFORCE with the batch-mean baseline (sinkjax.rl)
+    def surrogate(params, batch, key):  # REINFORCE with the batch-mean baseline (sinkjax.cot_rl.rl)
         result = sampler(params, batch, cfg, max_new_tokens, key=key)
         advantage = jax.lax.stop_gradient(result.reward - jnp.mean(result.reward))
         return -jnp.mean(jnp.sum(result.log_probs, axis=1) * advantage)

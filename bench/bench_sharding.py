@@ -32,10 +32,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 WORKER = r"""
 import json, sys, tempfile
 import jax
-from sinkjax.bb_training import bb_train_task, make_eval_batch
+from sinkjax.active_dormant.bb_training import bb_train_task, make_eval_batch
 from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
-from sinkjax.tasks.bb import default_bb_task
+from sinkjax.active_dormant.bb import default_bb_task
 from sinkjax.train import TrainConfig, train
 
 # The second, identical call loads its programs from this cache: it times the steps alone.

@@ -21,12 +21,12 @@ import jax
 import jax.numpy as jnp
 from program_timer import time_training_program
 
-from experiments.residual_peaks import ARCHITECTURES
-from sinkjax.bb_training import bb_train_task, make_eval_batch
+from experiments.active_dormant.residual_peaks import ARCHITECTURES
+from sinkjax.active_dormant.bb import default_bb_task
+from sinkjax.active_dormant.bb_training import bb_train_task, make_eval_batch
 from sinkjax.interventions import Interventions
 from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
-from sinkjax.tasks import default_bb_task
 
 
 def program_timer(model_cfg: TransformerConfig, gates, n_runs: int, args, chunk: int):

@@ -17,10 +17,10 @@ import jax
 import jax.numpy as jnp
 from program_timer import time_training_program
 
-from sinkjax.bb_training import bb_train_task, make_eval_batch
+from sinkjax.active_dormant.bb import default_bb_task
+from sinkjax.active_dormant.bb_training import bb_train_task, make_eval_batch
 from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
-from sinkjax.tasks import default_bb_task
 
 D_MODEL, SEQ_LEN, VOCAB = 256, 256, 67
 # The lead's reference count for B=32 (forward + backward + AdamW), in FLOP.

@@ -25,13 +25,13 @@ import tempfile
 import jax
 import jax.numpy as jnp
 
-from experiments.plan import calibration_path
-from experiments.planning import PlannedRun
+from experiments.framework.plan import calibration_path
+from experiments.framework.planning import PlannedRun
 from experiments.registry import get_experiments
 from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig
 from sinkjax.sharding import use_devices
-from sinkjax.text_training import lm_train_task
+from sinkjax.text.lm import lm_train_task
 from sinkjax.train import TrainConfig, train
 
 

@@ -6,7 +6,7 @@ Issue 18, item 3: `bb-dynamics` at the `paper` preset (d = N = 256, one head, B 
 that the run checkpoints every 50 steps (about 1.5 h on 2 CPU cores; Ctrl-C and rerun the same
 command to resume). It writes the experiment's record and figures under OUT/bb-dynamics and
 prints Attn_<s>, logit_<s> and ||W_O v_<s>|| at 200, 400 and 1,000 steps beside the official
-run's values (`experiments.official_reference`).
+run's values (`experiments.active_dormant.official_reference`).
 
 `--init official` starts from the official run's own initial parameters (`torch.manual_seed(42)`,
 PyTorch's default init: the `paper` preset's `init`); `--init sinkjax` from our draw of seed 42.
@@ -20,10 +20,10 @@ import argparse
 import dataclasses
 import pathlib
 
-from experiments import bb_dynamics
-from experiments.bb_common import INITS
-from experiments.official_reference import OFFICIAL_DYNAMICS
-from experiments.runner import run_experiment
+from experiments.active_dormant import bb_dynamics
+from experiments.active_dormant.bb_common import INITS
+from experiments.active_dormant.official_reference import OFFICIAL_DYNAMICS
+from experiments.framework.runner import run_experiment
 from sinkjax.precision import PRECISIONS
 
 STEPS = 1000

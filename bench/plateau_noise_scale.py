@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.chains_common import PAPER_LINEAR, PAPER_SOFTMAX
-from sinkjax.rl import reinforce_gradient, train_rl
-from sinkjax.tasks.chains import ChainTask
+from experiments.cot_rl.chains_common import PAPER_LINEAR, PAPER_SOFTMAX
+from sinkjax.cot_rl.chains import ChainTask
+from sinkjax.cot_rl.rl import reinforce_gradient, train_rl
 
 # The code's settings (temperature, steps per epoch), with the batch of the command line.
 SETTINGS = {"linear": PAPER_LINEAR, "softmax": PAPER_SOFTMAX}

@@ -44,7 +44,7 @@ def official_law():
     """(P, pi0, trigger mask) from the shipped counts (spec A.1)."""
     from test_parity import official_law as law
 
-    from sinkjax.tasks import load_shipped_counts
+    from sinkjax.active_dormant.corpus_stats import load_shipped_counts
 
     return law(load_shipped_counts())
 
@@ -150,9 +150,9 @@ def bb_task(batch: int = B, eval_size: int = 512, official_init_seeds: tuple[int
     """Our 1-layer BB training task at d = N = 256 and `batch` sequences a step, probed on
     `eval_size` sequences, and its graphdef; with `official_init_seeds`, one run per seed
     starts from the official draw of that seed instead of ours."""
-    from experiments.bb_common import BBRunConfig, official_inits
-    from sinkjax.bb_training import bb_train_task, make_eval_batch
-    from sinkjax.tasks import default_bb_task
+    from experiments.active_dormant.bb_common import BBRunConfig, official_inits
+    from sinkjax.active_dormant.bb import default_bb_task
+    from sinkjax.active_dormant.bb_training import bb_train_task, make_eval_batch
 
     task = default_bb_task()
     model_cfg = BBRunConfig(batch_size=batch).model_config(task.vocab_size)
@@ -186,7 +186,7 @@ def train_from_torch_init(
     vmapped) from the official `torch.manual_seed(seed)` initial parameters
     (`sinkjax.torch_init`, equal to the PyTorch reference model's);
     checkpointed every 100 steps (resumable). Returns the `TrainResult`."""
-    from experiments.bb_common import BBRunConfig
+    from experiments.active_dormant.bb_common import BBRunConfig
     from sinkjax.train import TrainConfig, train
 
     task, _ = bb_task(batch, eval_size, official_init_seeds=seeds)
@@ -225,10 +225,10 @@ def jax_rows(result) -> dict:
 
 
 def jax_side(runs: pathlib.Path) -> dict:
-    from experiments import bb_dynamics
-    from experiments.bb_common import train_bb
-    from experiments.registry import RunContext
-    from experiments.runner import resolve_config
+    from experiments.active_dormant import bb_dynamics
+    from experiments.active_dormant.bb_common import train_bb
+    from experiments.framework.experiment import RunContext
+    from experiments.framework.runner import resolve_config
 
     cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", steps=1000, batch_size=32, n_seeds=4)
     # Our own draws of seeds 42-45 and the paper schedule without the official probe steps:
@@ -258,7 +258,7 @@ def early_init_effect(out: pathlib.Path, n_seeds: int = 16, steps: int = 40) -> 
     """||W_O v_<s>|| over the first `steps` steps of our trainer (B = 32, on-device data of
     seeds 0..n_seeds-1) from our initial draws and from torch's draws of the same seeds: the
     data of seed s is the same on both sides, so the two sides differ in the init draw only."""
-    from experiments.bb_common import BBRunConfig
+    from experiments.active_dormant.bb_common import BBRunConfig
     from sinkjax.train import TrainConfig, train
 
     if out.exists():
@@ -304,9 +304,9 @@ def initial_value_norms(n_draws: int = 400) -> None:
     from flax import nnx
     from scipy import stats
 
-    from experiments.bb_common import BBRunConfig
+    from experiments.active_dormant.bb_common import BBRunConfig
+    from sinkjax.active_dormant.bb import default_bb_task
     from sinkjax.models import Transformer
-    from sinkjax.tasks import default_bb_task
     from sinkjax.torch_init import with_official_init
     from sinkjax.train import seed_keys
 

@@ -19,19 +19,25 @@ import sys
 
 import jax
 
+from experiments.framework.experiment import PRESETS
+from experiments.framework.ledger import write_ledger
+from experiments.framework.plan import format_plan, make_plan
+from experiments.framework.report import write_report
+from experiments.framework.reproduce import Settings, default_jobs, print_claims, reproduce
+from experiments.framework.runner import (
+    UsageError,
+    check_corpus,
+    prepare_out_dir,
+    resolve_config,
+    run_experiment,
+)
+from experiments.registry import get_experiments
 from sinkjax import distributed
 from sinkjax.checkpoints import CheckpointMismatch
 from sinkjax.models.gpt2 import CheckpointError
 from sinkjax.precision import PRECISIONS
 from sinkjax.sharding import use_devices
 from sinkjax.train import TrainingDiverged
-
-from .ledger import write_ledger
-from .plan import format_plan, make_plan
-from .registry import PRESETS, get_experiments
-from .report import write_report
-from .reproduce import Settings, default_jobs, print_claims, reproduce
-from .runner import UsageError, check_corpus, prepare_out_dir, resolve_config, run_experiment
 
 
 class _Parser(argparse.ArgumentParser):
@@ -144,7 +150,7 @@ def _main(argv: list[str] | None) -> int:
             print(f"{name:20s} {experiment.title}")
         return 0
     if args.command == "ledger":
-        print(f"wrote {write_ledger(pathlib.Path(args.runs) if args.runs else None)}")
+        print(f"wrote {write_ledger(experiments, pathlib.Path(args.runs) if args.runs else None)}")
         return 0
 
     if args.command == "reproduce" and args.plan:
@@ -182,7 +188,7 @@ def _main(argv: list[str] | None) -> int:
     if jobs > 1 and jax.process_count() > 1:
         raise UsageError("a multi-host job runs one experiment at a time; drop --jobs")
     settings = Settings(args.preset, out_root, corpus, progress and jobs == 1, args.devices)
-    finished = reproduce(experiments, settings, jobs)
+    finished = reproduce(experiments, settings, jobs, get_experiments)
     report = write_report(out_root, list(experiments), finished.errors)
     print(f"report: {report}")
     return 0 if finished.passed else 1

@@ -1,215 +1,53 @@
-"""The experiment interface and the registry of every experiment, by name."""
+"""The registry: every experiment of the three studies, by name, in the order the report lists
+them. Only the CLI and the tests import it; no experiment does."""
 
-import contextlib
-import dataclasses
-import hashlib
-import json
-import os
-import pathlib
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from experiments.active_dormant import (
+    bb_dynamics,
+    bb_interventions,
+    char_lm_dynamics,
+    layerwise_maps,
+    no_bos,
+    optimizer_ablation,
+    peak_intervention,
+    relu_attention,
+    residual_peaks,
+    simplified_adam,
+    theorem3,
+)
+from experiments.cot_rl import (
+    chains_emergence,
+    chains_length_generalization,
+    chains_simple_examples,
+    chains_theory,
+    chains_theory_vs_rl,
+)
+from experiments.framework.experiment import Experiment
+from experiments.sinks import gpt2_circuit, p0_circuit, sink_dispensability, sink_dynamics
 
-try:
-    import fcntl
-except ImportError:  # not POSIX: runs are not locked
-    fcntl = None
-
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from sinkjax.distributed import is_writer  # noqa: E402
-
-from .claims import Claim, ClaimSpec, Observation  # noqa: E402
-from .planning import PlannedRun  # noqa: E402
-
-PRESETS = ("ci", "quick", "paper")
-
-
-@dataclasses.dataclass
-class RunContext:
-    """Where and how an experiment runs.
-
-    Attributes:
-        out_dir: the experiment's run folder (figures, checkpoint, record).
-        progress: show progress bars.
-        corpus: a text file to derive the bigram statistics from; None uses the shipped counts.
-        run_store: a folder shared by the experiments written under one output root. A training
-            run that several experiments need (the same settings and data) is trained once,
-            kept there and restored by the others; None keeps every run in `checkpoint_dir`.
-        training_runs: the folders of the training runs this experiment trained or restored,
-            in the order it opened them (appended by `training_run`).
-        opened: the (label, kind) of each of those runs, in the same order (checked against the
-            experiment's `training_plan`).
-        placements: label -> the devices and mesh a run trained on (`Placement.describe`).
-    """
-
-    out_dir: pathlib.Path
-    progress: bool = True
-    corpus: pathlib.Path | None = None
-    run_store: pathlib.Path | None = None
-    training_runs: list[pathlib.Path] = dataclasses.field(default_factory=list)
-    opened: list[tuple[str, str]] = dataclasses.field(default_factory=list)
-    placements: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def checkpoint_dir(self) -> pathlib.Path:
-        return self.out_dir / "checkpoint"
-
-    def checkpoint_path(self, label: str, kind: str, fingerprint: dict[str, Any]) -> pathlib.Path:
-        """Where the training run `label` of this experiment keeps its checkpoint.
-
-        Args:
-            label: the run's name within the experiment (used without a run store).
-            kind: what is trained, e.g. "bb-transformer"; names the shared folder.
-            fingerprint: JSON-able description of everything that defines the run.
-
-        Returns:
-            checkpoint_dir/label, or with a run store run_store/KIND-DIGEST, DIGEST being the
-            first 16 hex digits of the SHA-256 of (kind, fingerprint) as sorted JSON.
-        """
-        if self.run_store is None:
-            return self.checkpoint_dir / label
-        text = json.dumps({"kind": kind, "run": fingerprint}, sort_keys=True)
-        return self.run_store / f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-
-    @contextlib.contextmanager
-    def training_run(
-        self, label: str, kind: str, fingerprint: dict[str, Any]
-    ) -> Iterator[pathlib.Path]:
-        """`checkpoint_path`, locked for this process while the block trains or restores it.
-
-        Two commands running at once into the same output folder (e.g. `sinkjax run A` and
-        `sinkjax run B` in two terminals) that need the same run train it once: the second
-        waits for the lock, then restores the finished run. The processes of one multi-host
-        job train the run together: process 0 holds the lock for all of them.
-        """
-        path = self.checkpoint_path(label, kind, fingerprint)
-        path.mkdir(parents=True, exist_ok=True)
-        self.training_runs.append(path)
-        self.opened.append((label, kind))
-        if fcntl is None or not is_writer():
-            yield path
-            return
-        folder = os.open(path, os.O_RDONLY)
-        try:
-            fcntl.flock(folder, fcntl.LOCK_EX)  # closing the folder unlocks it
-            yield path
-        finally:
-            os.close(folder)
-
-    def save_figure(self, fig: plt.Figure, name: str) -> str:
-        """Write `fig` as out_dir/name.png atomically (process 0 of a multi-host job only),
-        close it, and return the file name."""
-        filename = f"{name}.png"
-        if not is_writer():
-            plt.close(fig)
-            return filename
-        tmp = self.out_dir / f".{filename}.tmp"
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", format="png")
-        plt.close(fig)
-        tmp.replace(self.out_dir / filename)
-        return filename
-
-
-@dataclasses.dataclass
-class Outcome:
-    """What an experiment returns to the runner.
-
-    Attributes:
-        claims: the experiment's `CLAIMS` judged by `claims.judge`, in the declared order.
-        figures: PNG file names inside the run folder.
-        seeds: the seeds that were run.
-        summary: further JSON-able numbers worth keeping (curves, per-seed values).
-        observations: what was measured beyond the papers (no verdict).
-    """
-
-    claims: list[Claim]
-    figures: list[str]
-    seeds: list[int]
-    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
-    observations: list[Observation] = dataclasses.field(default_factory=list)
-
-
-def trains_nothing(cfg: Any) -> tuple[PlannedRun, ...]:
-    """The `training_plan` of an experiment that trains no run."""
-    return ()
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-    """A registered experiment: one paper claim or figure.
-
-    Attributes:
-        name: CLI name, e.g. "bb-dynamics".
-        title: one-line description.
-        presets: "ci" (seconds), "quick" (CPU minutes) and "paper" (the paper's settings) configs;
-            each a frozen dataclass that may have `steps`, `learning_rate` and `n_seeds` fields.
-        run: (config, context) -> Outcome.
-        claims: the papers' predictions this experiment checks, fixed before any run and the
-            same at every preset (see `claims.ClaimSpec`).
-        training_plan: config -> the training runs `run` opens with that config, in order
-            (`planning.PlannedRun`); by default none (the runner checks it either way).
-    """
-
-    name: str
-    title: str
-    presets: Mapping[str, Any]
-    run: Callable[[Any, RunContext], Outcome]
-    claims: tuple[ClaimSpec, ...]
-    training_plan: Callable[[Any], tuple[PlannedRun, ...]] = trains_nothing
-
-
-def _registry() -> dict[str, Experiment]:
-    from . import (
-        bb_dynamics,
-        bb_interventions,
-        chains_emergence,
-        chains_length_generalization,
-        chains_simple_examples,
-        chains_theory,
-        chains_theory_vs_rl,
-        char_lm_dynamics,
-        gpt2_circuit,
-        layerwise_maps,
-        no_bos,
-        optimizer_ablation,
-        p0_circuit,
-        peak_intervention,
-        relu_attention,
-        residual_peaks,
-        simplified_adam,
-        sink_dispensability,
-        sink_dynamics,
-        theorem3,
-    )
-
-    experiments = [
-        theorem3.EXPERIMENT,
-        bb_dynamics.EXPERIMENT,
-        bb_interventions.EXPERIMENT,
-        relu_attention.EXPERIMENT,
-        no_bos.EXPERIMENT,
-        residual_peaks.EXPERIMENT,
-        peak_intervention.EXPERIMENT,
-        optimizer_ablation.EXPERIMENT,
-        layerwise_maps.EXPERIMENT,
-        simplified_adam.EXPERIMENT,
-        char_lm_dynamics.EXPERIMENT,
-        chains_emergence.EXPERIMENT,
-        chains_length_generalization.EXPERIMENT,
-        chains_simple_examples.EXPERIMENT,
-        chains_theory.EXPERIMENT,
-        chains_theory_vs_rl.EXPERIMENT,
-        gpt2_circuit.EXPERIMENT,
-        sink_dispensability.EXPERIMENT,
-        p0_circuit.EXPERIMENT,
-        sink_dynamics.EXPERIMENT,
-    ]
-    return {e.name: e for e in experiments}
+_EXPERIMENTS = (
+    theorem3.EXPERIMENT,
+    bb_dynamics.EXPERIMENT,
+    bb_interventions.EXPERIMENT,
+    relu_attention.EXPERIMENT,
+    no_bos.EXPERIMENT,
+    residual_peaks.EXPERIMENT,
+    peak_intervention.EXPERIMENT,
+    optimizer_ablation.EXPERIMENT,
+    layerwise_maps.EXPERIMENT,
+    simplified_adam.EXPERIMENT,
+    char_lm_dynamics.EXPERIMENT,
+    chains_emergence.EXPERIMENT,
+    chains_length_generalization.EXPERIMENT,
+    chains_simple_examples.EXPERIMENT,
+    chains_theory.EXPERIMENT,
+    chains_theory_vs_rl.EXPERIMENT,
+    gpt2_circuit.EXPERIMENT,
+    sink_dispensability.EXPERIMENT,
+    p0_circuit.EXPERIMENT,
+    sink_dynamics.EXPERIMENT,
+)
 
 
 def get_experiments() -> dict[str, Experiment]:
     """Every registered experiment, in the order the report lists them."""
-    return _registry()
+    return {e.name: e for e in _EXPERIMENTS}

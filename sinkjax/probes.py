@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .models.trace import AttentionTrace
+from sinkjax.models.trace import AttentionTrace
 
 
 def oracle_cross_entropy(

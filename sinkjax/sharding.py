@@ -1,6 +1,6 @@
 """Where a training program's runs and batch live: a (runs, data) mesh over the devices.
 
-Every training program (`sinkjax.train`, `sinkjax.rl`) carries a leading run axis R (seeds,
+Every training program (`sinkjax.train`, `sinkjax.cot_rl.rl`) carries a leading run axis R (seeds,
 architecture variants) under `vmap`. With more than one device, that axis is sharded over the
 mesh axis "runs" (`NamedSharding`), and when there are devices to spare the training batch
 inside each run is sharded over the mesh axis "data": XLA then averages the gradients across

@@ -17,7 +17,7 @@ Needs PyTorch (`pip install -e '.[parity]'`).
 import numpy as np
 from flax import nnx
 
-from .models import TransformerConfig
+from sinkjax.models import TransformerConfig
 
 
 def _require_torch():

@@ -26,9 +26,9 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
-from .checkpoints import Checkpointer
-from .optim import OptimizerConfig, make_optimizer
-from .sharding import ONE_DEVICE, Placement, to_default_device, to_host
+from sinkjax.checkpoints import Checkpointer
+from sinkjax.optim import OptimizerConfig, make_optimizer
+from sinkjax.sharding import ONE_DEVICE, Placement, to_default_device, to_host
 
 
 @dataclasses.dataclass(frozen=True)

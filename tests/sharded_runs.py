@@ -12,7 +12,7 @@ import pathlib
 import sys
 
 from experiments import cli
-from sinkjax.tasks import char_corpus
+from sinkjax.text import char_corpus
 
 
 def main(argv: list[str]) -> int:

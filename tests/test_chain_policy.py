@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sinkjax.chain_rollouts import Rollout, rollout, rollout_metrics, rollout_naive
-from sinkjax.models.chain_policy import (
+from sinkjax.cot_rl.chains import ChainTask, edge_endpoints, sample_chains
+from sinkjax.cot_rl.policy import (
     ChainPolicyConfig,
     init_decoder,
     init_policy_params,
@@ -20,7 +20,7 @@ from sinkjax.models.chain_policy import (
     summary_logits,
     symmetric_policy_params,
 )
-from sinkjax.tasks.chains import ChainTask, edge_endpoints, sample_chains
+from sinkjax.cot_rl.rollouts import Rollout, rollout, rollout_metrics, rollout_naive
 
 N_CHAIN, N_ISOLATED = 5, 2
 TASK = ChainTask.uniform(N_CHAIN, n_vertices=2 * N_CHAIN + N_ISOLATED)

@@ -5,17 +5,22 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import chains_emergence, chains_length_generalization, chains_simple_examples
-from experiments.chains_common import (
+from experiments.cot_rl import (
+    chains_emergence,
+    chains_length_generalization,
+    chains_simple_examples,
+)
+from experiments.cot_rl.chains_common import (
     PAPER_LINEAR,
     PAPER_SOFTMAX,
     TEST_RATES,
     ChainRunSetting,
     reported_bound,
 )
-from experiments.claims import judge
-from experiments.registry import RunContext, get_experiments
-from experiments.runner import UsageError, resolve_config
+from experiments.framework.claims import judge
+from experiments.framework.experiment import RunContext
+from experiments.framework.runner import UsageError, resolve_config
+from experiments.registry import get_experiments
 
 EXPERIMENTS = {
     "chains-emergence": chains_emergence,

@@ -3,7 +3,7 @@
 The tokenized theory policy (`sinkjax`: a random labelling per prompt, edge tokens, linear
 attention, V fixed to the incidence matrix, A = A(theta) over all N(N-1) edge tokens, no
 self-mask, horizon H = n + 1 and tau = 0.2 as in the code's linear runs) is rolled out with the
-O(1) sampler, and the project's REINFORCE surrogate (`sinkjax.rl.reinforce_surrogate`, batch-mean
+O(1) sampler, and the project's REINFORCE surrogate (`sinkjax.cot_rl.rl.reinforce_surrogate`, batch-mean
 baseline) is differentiated with respect to theta = (alpha, beta, gamma). Its expectation is
 (1 - 1/b) dL/dtheta with L = 1 - P(first sink = target). K independent batches of b rollouts
 (2^20 in all) give the mean and its standard error, compared per coordinate with the analytic
@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 import theory
-from sinkjax.models.chain_policy import ChainPolicyConfig, symmetric_policy_params
-from sinkjax.rl import reinforce_surrogate
-from sinkjax.tasks.chains import ChainTask
+from sinkjax.cot_rl.chains import ChainTask
+from sinkjax.cot_rl.policy import ChainPolicyConfig, symmetric_policy_params
+from sinkjax.cot_rl.rl import reinforce_surrogate
 
 N_CHAIN, TAU, MASK = 5, 0.2, False
 TASK = ChainTask.uniform(N_CHAIN)

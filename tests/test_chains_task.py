@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sinkjax.tasks.chains import (
+from sinkjax.cot_rl.chains import (
     N_SPECIAL,
     ChainTask,
     edge_endpoints,

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from experiments import chains_theory, chains_theory_vs_rl
-from experiments.registry import RunContext
-from experiments.runner import UsageError, resolve_config
+from experiments.cot_rl import chains_theory, chains_theory_vs_rl
+from experiments.framework.experiment import RunContext
+from experiments.framework.runner import UsageError, resolve_config
 
 THEORY_CI = chains_theory.PRESETS["ci"]
 RL_CI = chains_theory_vs_rl.PRESETS["ci"]

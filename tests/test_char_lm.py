@@ -13,14 +13,14 @@ import optax
 import pytest
 from flax import nnx
 
-from experiments import char_lm_dynamics
-from experiments.registry import RunContext
-from experiments.runner import UsageError
-from sinkjax.charlm_training import head_ablation_cross_entropy, make_eval_batch
+from experiments.active_dormant import char_lm_dynamics
+from experiments.framework.experiment import RunContext
+from experiments.framework.runner import UsageError
+from sinkjax.active_dormant.charlm_training import head_ablation_cross_entropy, make_eval_batch
 from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer
-from sinkjax.tasks import char_corpus
-from sinkjax.tasks.char_corpus import BOS, TokenStream, load_char_corpus, sample_windows
+from sinkjax.text import char_corpus
+from sinkjax.text.char_corpus import BOS, TokenStream, load_char_corpus, sample_windows
 
 ZEN = codecs.decode(this.s, "rot13")
 

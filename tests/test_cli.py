@@ -12,10 +12,13 @@ import jax.numpy as jnp
 import matplotlib.pyplot as plt
 import pytest
 
-from experiments import bb_interventions, cli, runner
-from experiments.claims import Below, ClaimSpec, Observation, judge
-from experiments.registry import PRESETS, Experiment, Outcome, RunContext, get_experiments
-from sinkjax.tasks import char_corpus
+from experiments import cli
+from experiments.active_dormant import bb_interventions
+from experiments.framework import runner
+from experiments.framework.claims import Below, ClaimSpec, Observation, judge
+from experiments.framework.experiment import PRESETS, Experiment, Outcome, RunContext
+from experiments.registry import get_experiments
+from sinkjax.text import char_corpus
 from sinkjax.train import TrainingDiverged
 
 REQUIRED_CLAIM_KEYS = {"id", "statement", "source", "bound", "measured", "derived", "verdict"}

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from experiments import cli, gpt2_circuit, text_common
-from experiments.claims import judge
-from experiments.registry import RunContext
-from sinkjax import sink_circuit
+from experiments import cli
+from experiments.framework.claims import judge
+from experiments.framework.experiment import RunContext
+from experiments.sinks import gpt2_circuit, text_common
+from sinkjax.sinks import circuit as sink_circuit
 
 CFG = gpt2_circuit.PRESETS["ci"]
 EXTRA = "needs the gpt2 extra: pip install -e '.[gpt2]'"

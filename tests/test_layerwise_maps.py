@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import layerwise_maps
-from experiments.registry import RunContext
+from experiments.active_dormant import layerwise_maps
+from experiments.framework.experiment import RunContext
 
 
 def test_ci_run(tmp_path):

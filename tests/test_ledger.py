@@ -17,8 +17,8 @@ import ledger_cases_sinks
 import pytest
 from test_quick_presets import KNOWN_QUICK_FAILURES
 
-from experiments import ledger
-from experiments.claims import (
+from experiments.framework import ledger
+from experiments.framework.claims import (
     Above,
     AllOf,
     AtLeast,
@@ -33,8 +33,9 @@ from experiments.claims import (
     Separated,
     judge,
 )
-from experiments.registry import Experiment, Outcome, get_experiments
-from experiments.runner import check_ledger
+from experiments.framework.experiment import Experiment, Outcome
+from experiments.framework.runner import check_ledger
+from experiments.registry import get_experiments
 
 EXPERIMENTS = get_experiments()
 CASES = {
@@ -200,7 +201,7 @@ def test_known_quick_failures_are_the_quick_main_jobs_failures():
 
 
 def test_snapshot_takes_quick_records_only(tmp_path):
-    from experiments.runner import UsageError
+    from experiments.framework.runner import UsageError
 
     name = "bb-dynamics"
     record = {

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import no_bos
-from experiments.registry import RunContext
+from experiments.active_dormant import no_bos
+from experiments.framework.experiment import RunContext
 
 
 def test_ci_run_and_statistics(tmp_path):

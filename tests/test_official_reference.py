@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from experiments import bb_dynamics
-from experiments.bb_common import CI_RUN, PAPER_LONG_RUN, train_bb
-from experiments.official_reference import OFFICIAL_DYNAMICS, OFFICIAL_PROBE_STEPS
-from experiments.registry import RunContext
-from experiments.relu_attention import PRESETS as RELU_PRESETS
+from experiments.active_dormant import bb_dynamics
+from experiments.active_dormant.bb_common import CI_RUN, PAPER_LONG_RUN, train_bb
+from experiments.active_dormant.official_reference import OFFICIAL_DYNAMICS, OFFICIAL_PROBE_STEPS
+from experiments.active_dormant.relu_attention import PRESETS as RELU_PRESETS
+from experiments.framework.experiment import RunContext
+from sinkjax.active_dormant.bb import default_bb_task
 from sinkjax.models import Transformer, TransformerConfig
-from sinkjax.tasks import default_bb_task
 from sinkjax.torch_init import with_official_init
 from sinkjax.train import eval_schedule
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from experiments import optimizer_ablation
-from experiments.registry import RunContext
+from experiments.active_dormant import optimizer_ablation
+from experiments.framework.experiment import RunContext
 
 
 def test_variants():

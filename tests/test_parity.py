@@ -27,10 +27,11 @@ import pytest
 from flax import nnx
 from scipy import stats
 
-from sinkjax.bb_training import bb_train_task
+from sinkjax.active_dormant.bb import BBTask, default_bb_task, sample_bb
+from sinkjax.active_dormant.bb_training import bb_train_task
+from sinkjax.active_dormant.corpus_stats import CorpusCounts, load_shipped_counts
 from sinkjax.models import TransformerConfig
 from sinkjax.optim import OptimizerConfig, make_optimizer
-from sinkjax.tasks import BBTask, CorpusCounts, default_bb_task, load_shipped_counts, sample_bb
 from sinkjax.train import TrainTask, chunk_program, seed_keys
 
 TASK = default_bb_task()

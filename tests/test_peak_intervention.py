@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import peak_intervention
-from experiments.registry import RunContext
+from experiments.active_dormant import peak_intervention
+from experiments.framework.experiment import RunContext
 
 
 def test_ci_run(tmp_path):

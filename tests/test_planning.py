@@ -11,10 +11,12 @@ import time
 
 import pytest
 
-from experiments import bb_dynamics, gpt2_circuit, relu_attention, residual_peaks
-from experiments.planning import PlannedRun
-from experiments.registry import PRESETS, get_experiments
-from experiments.runner import check_plan, resolve_config
+from experiments.active_dormant import bb_dynamics, relu_attention, residual_peaks
+from experiments.framework.experiment import PRESETS
+from experiments.framework.planning import PlannedRun
+from experiments.framework.runner import check_plan, resolve_config
+from experiments.registry import get_experiments
+from experiments.sinks import gpt2_circuit
 
 EXPERIMENTS = get_experiments()
 SIZES = ("steps", "runs", "batch_size", "seq_len", "n_layers", "d_model", "vocab_size")

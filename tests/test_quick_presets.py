@@ -6,8 +6,9 @@ README) and must keep failing: if one starts to pass, the test fails so that the
 
 import pytest
 
-from experiments.registry import RunContext, get_experiments
-from experiments.runner import resolve_config
+from experiments.framework.experiment import RunContext
+from experiments.framework.runner import resolve_config
+from experiments.registry import get_experiments
 
 # (experiment, claim id) -> why it fails at `quick` (the main job of 2026-12-04, docs/claims.md);
 # README "Where our runs disagree with the paper" explains each. `tests/test_ledger.py` checks

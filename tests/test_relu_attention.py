@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from experiments import bb_dynamics, relu_attention
-from experiments.registry import RunContext
+from experiments.active_dormant import bb_dynamics, relu_attention
+from experiments.framework.experiment import RunContext
 
 
 def test_ci_run(tmp_path):

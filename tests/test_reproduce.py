@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from experiments import reproduce
-from experiments.registry import Experiment, get_experiments
-from experiments.runner import UsageError
+from experiments.framework import reproduce
+from experiments.framework.experiment import Experiment
+from experiments.framework.runner import UsageError
+from experiments.registry import get_experiments
 
 
 def test_every_registered_experiment_is_scheduled_once_with_the_runs_it_shares():
@@ -58,7 +59,7 @@ def test_lanes_give_the_numbers_of_one_process(tmp_path, capsys):
     for lanes in (1, 2):
         out_root = tmp_path / f"jobs{lanes}"
         settings = reproduce.Settings("ci", out_root, corpus=None, progress=False)
-        results[lanes] = reproduce.reproduce(chosen, settings, lanes)
+        results[lanes] = reproduce.reproduce(chosen, settings, lanes, get_experiments)
     out = capsys.readouterr().out
     assert "[1/2] bb-interventions (ci)" in out and "[2/2] no-bos (ci)" in out
     assert results[1] == results[2]
@@ -75,7 +76,7 @@ def test_lanes_refuse_experiments_the_workers_cannot_import(tmp_path):
     }
     settings = reproduce.Settings("ci", tmp_path, corpus=None, progress=False)
     with pytest.raises(UsageError, match="use --jobs 1"):
-        reproduce.reproduce(made_up, settings, jobs=2)
+        reproduce.reproduce(made_up, settings, jobs=2, registry=get_experiments)
 
 
 def test_a_record_of_the_same_commit_preset_and_config_is_kept(tmp_path):

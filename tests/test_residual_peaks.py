@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from experiments import residual_peaks
-from experiments.registry import RunContext
+from experiments.active_dormant import residual_peaks
+from experiments.framework.experiment import RunContext
 from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer, TransformerConfig
 from sinkjax.optim import OptimizerConfig

@@ -12,16 +12,16 @@ import optax
 import pytest
 
 from sinkjax.checkpoints import Checkpointer, CheckpointMismatch
-from sinkjax.models.chain_policy import (
+from sinkjax.cot_rl.chains import ChainTask, edge_token
+from sinkjax.cot_rl.policy import (
     ChainPolicyConfig,
     init_policy_params,
     policy_weights,
     prefix_logits,
     symmetric_policy_params,
 )
+from sinkjax.cot_rl.rl import RLConfig, reinforce_surrogate, train_rl
 from sinkjax.optim import make_optimizer
-from sinkjax.rl import RLConfig, reinforce_surrogate, train_rl
-from sinkjax.tasks.chains import ChainTask, edge_token
 
 # ---------------------------------------------------------------------------------------------
 # The estimator: E[grad surrogate] = -(1 - 1/b) grad J, J = P(first sink = target).

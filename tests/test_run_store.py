@@ -4,8 +4,9 @@ import pathlib
 import threading
 import time
 
-from experiments.registry import RunContext, get_experiments
-from experiments.runner import RUN_STORE_NAME, resolve_config, run_experiment
+from experiments.framework.experiment import RunContext
+from experiments.framework.runner import RUN_STORE_NAME, resolve_config, run_experiment
+from experiments.registry import get_experiments
 
 
 def _snapshot(folder: pathlib.Path) -> dict[str, int]:

@@ -8,9 +8,9 @@ import pytest
 from flax import nnx
 
 import theory
-from sinkjax.models import CodeSimpleModel, SinkAttentionModel
-from sinkjax.simplified_training import exact_loss_trajectory
-from sinkjax.tasks import default_bb_task, sample_bb
+from sinkjax.active_dormant.bb import default_bb_task, sample_bb
+from sinkjax.active_dormant.simplified_model import CodeSimpleModel, SinkAttentionModel
+from sinkjax.active_dormant.simplified_training import exact_loss_trajectory
 
 
 def sparse_problem(seed: int) -> theory.SimplifiedProblem:

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import simplified_adam
-from experiments.registry import RunContext
+from experiments.active_dormant import simplified_adam
+from experiments.framework.experiment import RunContext
 
 
 def test_log_fit_recovers_an_exact_log_law():
@@ -39,7 +39,7 @@ def test_ci_run(tmp_path):
 
 
 def test_claims_share_bb_dynamics_bounds():
-    from experiments import bb_dynamics
+    from experiments.active_dormant import bb_dynamics
 
     one_layer = {s.id: s.rule for s in bb_dynamics.CLAIMS}
     d5 = {s.id: s.rule for s in simplified_adam.CLAIMS}

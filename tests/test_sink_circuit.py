@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from reference_model import randomized
 
-from sinkjax import sink_circuit, sinks
 from sinkjax.models import TransformerConfig
+from sinkjax.sinks import circuit as sink_circuit
+from sinkjax.sinks import metrics as sinks
 
 CFG = TransformerConfig(
     vocab_size=13,

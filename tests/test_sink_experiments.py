@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from experiments import p0_circuit, sink_dispensability, sink_dynamics
-from experiments.claims import judge
-from experiments.registry import RunContext
-from sinkjax import sink_circuit, sinks
+from experiments.framework.claims import judge
+from experiments.framework.experiment import RunContext
+from experiments.sinks import p0_circuit, sink_dispensability, sink_dynamics
 from sinkjax.models import Transformer
-from sinkjax.text_training import ARCHITECTURES, toy_gpt2_config
+from sinkjax.sinks import circuit as sink_circuit
+from sinkjax.sinks import metrics as sinks
+from sinkjax.sinks.toy_lm import ARCHITECTURES, toy_gpt2_config
 
 TOKENS = jax.random.randint(jax.random.key(0), (3, 12), 0, 98)
 

@@ -12,8 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sinkjax import sinks
 from sinkjax.models import AttentionTrace, LayerTrace, ModelTrace
+from sinkjax.sinks import metrics as sinks
 
 
 def run(fn, *args, **static):

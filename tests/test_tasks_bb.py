@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sinkjax.tasks import (
+from sinkjax.active_dormant.bb import (
     BBTask,
     bayes_risks,
     default_bb_task,
     is_trigger,
-    load_shipped_counts,
     oracle_distribution,
     sample_bb,
 )
+from sinkjax.active_dormant.corpus_stats import load_shipped_counts
 
 TASK = default_bb_task()
 V, BOS, DELIM = 67, 65, 66

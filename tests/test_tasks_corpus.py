@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sinkjax.tasks import count_chars, load_counts, load_shipped_counts, save_counts
-from sinkjax.tasks.build_counts import main as build_counts_main
+from sinkjax.active_dormant.build_counts import main as build_counts_main
+from sinkjax.active_dormant.corpus_stats import (
+    count_chars,
+    load_counts,
+    load_shipped_counts,
+    save_counts,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO.parent / "shared/data/tinyshakespeare.txt"
@@ -120,7 +125,7 @@ def test_build_counts_bad_input_is_one_line_and_status_2(tmp_path, capsys, probl
 
 def test_build_counts_module_missing_file_exits_2_without_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sinkjax.tasks.build_counts", str(tmp_path / "nope.txt")],
+        [sys.executable, "-m", "sinkjax.active_dormant.build_counts", str(tmp_path / "nope.txt")],
         capture_output=True,
         text=True,
         cwd=REPO,

@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sinkjax.tasks import char_corpus
-from sinkjax.tasks.text import (
+from sinkjax.text import char_corpus
+from sinkjax.text.domains import (
     BOS,
     CHARS,
     TEXT_DOMAINS,

@@ -15,22 +15,22 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from sinkjax import sinks
 from sinkjax.optim import OptimizerConfig
-from sinkjax.tasks.text import (
+from sinkjax.sinks import metrics as sinks
+from sinkjax.sinks.toy_lm import (
+    attention_inputs,
+    attention_outputs,
+    text_lm_metrics,
+    text_lm_train_task,
+    toy_gpt2_config,
+)
+from sinkjax.text.domains import (
     BOS,
     TextConfig,
     TextStream,
     load_text_corpus,
     make_text_eval_batch,
     vocab_size,
-)
-from sinkjax.text_training import (
-    attention_inputs,
-    attention_outputs,
-    text_lm_metrics,
-    text_lm_train_task,
-    toy_gpt2_config,
 )
 from sinkjax.train import TrainConfig, train
 

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from experiments import theorem3
-from experiments.registry import RunContext
-from experiments.runner import UsageError, resolve_config
-from sinkjax.tasks import default_bb_task
+from experiments.active_dormant import code_model, theorem3
+from experiments.framework.experiment import RunContext
+from experiments.framework.runner import UsageError, resolve_config
+from sinkjax.active_dormant.bb import default_bb_task
 
 # Spec D.2 item 5: the paper's printed beta limit misses by e^-alpha mean(phi), so its claim
 # fails; every other theory claim holds already at the ci preset.
@@ -47,7 +47,7 @@ def test_paper_preset_uses_the_code_settings():
 
 def test_bb_problem_keeps_triggers_out_of_the_loss():
     task = default_bb_task()
-    problem = theorem3.bb_problem(task, 16)
+    problem = code_model.bb_problem(task, 16)
     n = task.bos
     assert problem.P.shape == (n, n) and problem.P.dtype == np.float64
     np.testing.assert_allclose(problem.P.sum(axis=1), 1.0, rtol=1e-12)

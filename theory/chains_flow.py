@@ -27,7 +27,7 @@ import numpy as np
 import optimistix as optx
 from jaxtyping import Array, Float
 
-from .chains_model import (
+from theory.chains_model import (
     ChainModel,
     ChainProblem,
     chain_class_sizes,

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .simplified_model import SimplifiedProblem, alpha_dot, beta_dot
+from theory.simplified_model import SimplifiedProblem, alpha_dot, beta_dot
 
 RTOL, ATOL = 1e-11, 1e-12
 MAX_STEPS = 100_000

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .simplified_model import SimplifiedProblem, loss
+from theory.simplified_model import SimplifiedProblem, loss
 
 
 def phi_variance(problem: SimplifiedProblem) -> Float[Array, " V"]:

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from .config import TransformerConfig
-from .transformer import Transformer
+from sinkjax.models.config import TransformerConfig
+from sinkjax.models.transformer import Transformer
 
 INSTALL_HINT = "pip install -e '.[gpt2]'"
 

@@ -18,9 +18,9 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, Float
 
-from ..precision import dot_general_for
-from .config import TransformerConfig
-from .trace import AttentionTrace
+from sinkjax.models.config import TransformerConfig
+from sinkjax.models.trace import AttentionTrace
+from sinkjax.precision import dot_general_for
 
 
 def linear_init(cfg: TransformerConfig, fan_in: int) -> nnx.Initializer:

@@ -18,11 +18,11 @@ import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, Float, Int
 
-from ..interventions import Interventions, LayerInterventions
-from ..precision import dot_general_for
-from .config import TransformerConfig
-from .layers import MLP, CausalSelfAttention, dense, embed_init, sinusoidal_positions
-from .trace import LayerTrace, ModelTrace
+from sinkjax.interventions import Interventions, LayerInterventions
+from sinkjax.models.config import TransformerConfig
+from sinkjax.models.layers import MLP, CausalSelfAttention, dense, embed_init, sinusoidal_positions
+from sinkjax.models.trace import LayerTrace, ModelTrace
+from sinkjax.precision import dot_general_for
 
 
 def layer_norm(cfg: TransformerConfig, rngs: nnx.Rngs) -> nnx.LayerNorm:

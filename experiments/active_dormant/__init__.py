@@ -1,0 +1,1 @@
+"""Experiments of the active-dormant study (spec `active_dormant.md`)."""

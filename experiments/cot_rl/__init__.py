@@ -1,0 +1,1 @@
+"""Experiments of the outcome-based RL study (spec `cot_rl.md`)."""
