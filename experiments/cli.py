@@ -26,7 +26,7 @@ from experiments.framework.report import write_report
 from experiments.framework.reproduce import Settings, default_jobs, print_claims, reproduce
 from experiments.framework.runner import (
     UsageError,
-    check_corpus,
+    check_text_file,
     prepare_out_dir,
     resolve_config,
     run_experiment,
@@ -78,7 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     def common(p, default_preset):
         p.add_argument("--preset", default=default_preset, choices=PRESETS)
         p.add_argument("--out", default="runs", help="run folder root (default: runs)")
-        p.add_argument("--corpus", help="derive the bigram statistics from this text file")
+        p.add_argument(
+            "--corpus", help="derive the BB bigram statistics from this text file (BB experiments)"
+        )
+        p.add_argument(
+            "--prose",
+            help="the prose the text experiments train on, a UTF-8 file (e.g. tiny Shakespeare); "
+            "default: the docstrings of this Python's standard library",
+        )
         p.add_argument("--no-progress", action="store_true", help="hide progress bars")
         p.add_argument(
             "--devices",
@@ -156,7 +163,8 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "reproduce" and args.plan:
         print(format_plan(make_plan(experiments, args.preset)))
         return 0
-    corpus = check_corpus(args.corpus)
+    corpus = check_text_file(args.corpus, "--corpus")
+    prose = check_text_file(args.prose, "--prose")
     out_root = prepare_out_dir(args.out)
     progress = not args.no_progress
     if args.command == "run":
@@ -176,7 +184,7 @@ def _main(argv: list[str] | None) -> int:
             matmul_precision=args.matmul_precision,
         )
         record = run_experiment(
-            experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus
+            experiment, cfg, args.preset, out_root, progress=progress, corpus=corpus, prose=prose
         )
         return (
             0
@@ -187,7 +195,7 @@ def _main(argv: list[str] | None) -> int:
     jobs = args.jobs or default_jobs()
     if jobs > 1 and jax.process_count() > 1:
         raise UsageError("a multi-host job runs one experiment at a time; drop --jobs")
-    settings = Settings(args.preset, out_root, corpus, progress and jobs == 1, args.devices)
+    settings = Settings(args.preset, out_root, corpus, progress and jobs == 1, args.devices, prose)
     finished = reproduce(experiments, settings, jobs, get_experiments)
     report = write_report(out_root, list(experiments), finished.errors)
     print(f"report: {report}")

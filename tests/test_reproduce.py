@@ -81,12 +81,18 @@ def test_lanes_refuse_experiments_the_workers_cannot_import(tmp_path):
 
 def test_a_record_of_the_same_commit_preset_and_config_is_kept(tmp_path):
     """A main job cut off mid-way resumes: finished experiments are not run again, unless the
-    commit, the tree, the preset or the config differ."""
+    commit, the tree, the preset, the config or the --corpus / --prose files differ."""
     experiment = get_experiments()["bb-interventions"]
     settings = reproduce.Settings("ci", tmp_path, corpus=None, progress=False)
     (tmp_path / experiment.name).mkdir()
     config = dataclasses.asdict(experiment.presets["ci"])
-    record = {"preset": "ci", "config": config, "versions": {"git": "abc1234"}}
+    record = {
+        "preset": "ci",
+        "config": config,
+        "versions": {"git": "abc1234"},
+        "corpus": "default",
+        "prose": "default",
+    }
     (tmp_path / experiment.name / "record.json").write_text(json.dumps(record))
     assert reproduce.finished_record(experiment, settings, "abc1234") == json.loads(
         json.dumps(record)
@@ -95,3 +101,5 @@ def test_a_record_of_the_same_commit_preset_and_config_is_kept(tmp_path):
     assert reproduce.finished_record(experiment, settings, "abc1234-dirty") is None
     quick = dataclasses.replace(settings, preset="quick")
     assert reproduce.finished_record(experiment, quick, "abc1234") is None
+    other_prose = dataclasses.replace(settings, prose=tmp_path / "prose.txt")
+    assert reproduce.finished_record(experiment, other_prose, "abc1234") is None

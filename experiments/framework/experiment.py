@@ -35,6 +35,8 @@ class RunContext:
         out_dir: the experiment's run folder (figures, checkpoint, record).
         progress: show progress bars.
         corpus: a text file to derive the bigram statistics from; None uses the shipped counts.
+        prose: the prose of the text experiments, a UTF-8 text file; None uses the
+            interpreter's stdlib docstrings (the same on every machine with this Python).
         run_store: a folder shared by the experiments written under one output root. A training
             run that several experiments need (the same settings and data) is trained once,
             kept there and restored by the others; None keeps every run in `checkpoint_dir`.
@@ -43,15 +45,27 @@ class RunContext:
         opened: the (label, kind) of each of those runs, in the same order (checked against the
             experiment's `training_plan`).
         placements: label -> the devices and mesh a run trained on (`Placement.describe`).
+        corpora: name -> where the data the experiment read came from (`source`), its size
+            (`bytes`) and its `sha256`, filled by `note_corpus`; written to the record.
     """
 
     out_dir: pathlib.Path
     progress: bool = True
     corpus: pathlib.Path | None = None
+    prose: pathlib.Path | None = None
     run_store: pathlib.Path | None = None
     training_runs: list[pathlib.Path] = dataclasses.field(default_factory=list)
     opened: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     placements: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    corpora: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+
+    def note_corpus(self, name: str, source: str, data: bytes) -> None:
+        """Record that the experiment read `data` (the exact bytes) from `source` as `name`."""
+        self.corpora[name] = {
+            "source": source,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
 
     @property
     def checkpoint_dir(self) -> pathlib.Path:

@@ -51,6 +51,8 @@ class Settings:
     progress: bool
     # `--devices`: the first N devices, or None for all.
     devices: int | None = None
+    # `--prose`: the text experiments' prose file, or None for the stdlib docstrings.
+    prose: pathlib.Path | None = None
 
 
 @dataclasses.dataclass
@@ -107,14 +109,21 @@ def schedule(experiments: Mapping[str, Experiment], preset: str) -> list[list[st
 
 def finished_record(experiment: Experiment, settings: Settings, git: str) -> dict[str, Any] | None:
     """The record of `experiment` under `settings.out_root` if the same commit (clean tree)
-    wrote it at the same preset and config; else None (the experiment runs)."""
+    wrote it at the same preset and config, from the same --corpus and --prose; else None (the
+    experiment runs)."""
     path = settings.out_root / experiment.name / RECORD_NAME
     if not path.is_file() or git.endswith("-dirty") or git == "unknown":
         return None
     record = json.loads(path.read_text())
     cfg = json.loads(json.dumps(dataclasses.asdict(resolve_config(experiment, settings.preset))))
-    same = (record["preset"], record["config"], record["versions"]["git"])
-    return record if same == (settings.preset, cfg, git) else None
+    inputs = (str(settings.corpus or "default"), str(settings.prose or "default"))
+    same = (
+        record["preset"],
+        record["config"],
+        record["versions"]["git"],
+        (record["corpus"], record.get("prose")),
+    )
+    return record if same == (settings.preset, cfg, git, inputs) else None
 
 
 def print_claims(record: dict, header: str) -> bool:
@@ -157,6 +166,7 @@ def run_group(
                 settings.out_root,
                 progress=settings.progress,
                 corpus=settings.corpus,
+                prose=settings.prose,
             )
         except (TrainingDiverged, UsageError) as err:
             finished.errors[name] = str(err)

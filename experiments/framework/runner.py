@@ -84,12 +84,13 @@ def prepare_out_dir(path: str | pathlib.Path) -> pathlib.Path:
     return path
 
 
-def check_corpus(path: str | pathlib.Path | None) -> pathlib.Path | None:
+def check_text_file(path: str | pathlib.Path | None, flag: str) -> pathlib.Path | None:
+    """`path` as a Path (None stays None); a missing file is a UsageError naming `flag`."""
     if path is None:
         return None
     path = pathlib.Path(path)
     if not path.is_file():
-        raise UsageError(f"corpus file {path} not found; pass --corpus PATH to a text file")
+        raise UsageError(f"{flag} file {path} not found; pass {flag} PATH to a text file")
     return path
 
 
@@ -196,6 +197,7 @@ def run_experiment(
     *,
     progress: bool = True,
     corpus: pathlib.Path | None = None,
+    prose: pathlib.Path | None = None,
 ) -> dict[str, Any]:
     """Run `experiment` into out_root/NAME/ and return its record (also written as JSON).
 
@@ -211,7 +213,9 @@ def run_experiment(
         (out_dir / RECORD_NAME).unlink(missing_ok=True)
     started = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    ctx = RunContext(out_dir, progress=progress, corpus=corpus, run_store=out_root / RUN_STORE_NAME)
+    ctx = RunContext(
+        out_dir, progress=progress, corpus=corpus, prose=prose, run_store=out_root / RUN_STORE_NAME
+    )
     with jax.default_matmul_precision(MATMUL_PRECISION):
         outcome = experiment.run(cfg, ctx)
         found_versions = versions()
@@ -233,7 +237,11 @@ def run_experiment(
         "started": started,
         "wall_time_s": round(time.perf_counter() - t0, 2),
         "command": " ".join([pathlib.Path(sys.argv[0]).name, *sys.argv[1:]]),
+        # What --corpus and --prose asked for, and what the experiment read (name -> source,
+        # bytes, sha256); the Python version that picked the stdlib texts is in `versions`.
         "corpus": str(corpus) if corpus else "default",
+        "prose": str(prose) if prose else "default",
+        "corpora": ctx.corpora,
         # The precision of the model's float32 products (a config field where the experiment
         # has one; every other product runs under MATMUL_PRECISION).
         "matmul_precision": getattr(cfg, "matmul_precision", MATMUL_PRECISION),
