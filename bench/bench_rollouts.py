@@ -6,8 +6,8 @@ Task: n = 12, two chains, N = 24 vertex labels (prompt: 22 edge tokens and the s
 H = n + 1 = 13, so the padded buffer has T = 36 tokens. For both attentions and three modes
 (sampling, greedy decoding, and the REINFORCE gradient of one micro-batch: sampling, then the
 gradient of the surrogate), it times, in one process:
-  * O(1): `chain_rollouts.rollout` (per-prompt query tables and vertex counts, O(N^2) per step);
-  * naive: `chain_rollouts.rollout_naive`, a full causal forward over the padded buffer at every
+  * O(1): `rollouts.rollout` (per-prompt query tables and vertex counts, O(N^2) per step);
+  * naive: `rollouts.rollout_naive`, a full causal forward over the padded buffer at every
     step with an explicit (T, T) score matrix (O(T^2 N) per step), log-probs taken in the loop;
   * official ops (unless --no-official, sampling only): the same loop with the official
     forward's operations: one-hot tokens, prefix counts (T, C) times the gathered A rows for

@@ -228,9 +228,10 @@ def jax_side(runs: pathlib.Path) -> dict:
     from experiments.active_dormant import bb_dynamics
     from experiments.active_dormant.bb_common import train_bb
     from experiments.framework.experiment import RunContext
-    from experiments.framework.runner import resolve_config
+    from experiments.framework.config_flags import resolve_config
 
-    cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", steps=1000, batch_size=32, n_seeds=4)
+    overrides = {"steps": 1000, "batch_size": 32, "n_seeds": 4}
+    cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", overrides)
     # Our own draws of seeds 42-45 and the paper schedule without the official probe steps:
     # the run measured on 2026-12-04, before the paper preset took the official draw.
     cfg = dataclasses.replace(cfg, init="sinkjax", eval_at=())

@@ -13,10 +13,11 @@ With several devices the run axis, and where devices are to spare each run's bat
 over a mesh (`sinkjax.sharding`); the results come back as on one device.
 """
 
+import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -144,12 +145,18 @@ def eval_schedule(steps: int, n_log: int, n_linear: int, extra: tuple[int, ...] 
     return np.unique(points.astype(np.int64))
 
 
+def seed_streams(seeds: tuple[int, ...], count: int) -> tuple[PRNGKeyArray, ...]:
+    """`count` (S,) key arrays, one key per seed: stream i of seed s is fold_in(key(s), i)."""
+    roots = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
+    fold = jax.vmap(jax.random.fold_in, (0, None))
+    return tuple(fold(roots, stream) for stream in range(count))
+
+
 def seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     """(S,) parameter-init keys and (S,) data keys, one pair per seed (the data key of step s
     is `fold_in(data_key, s)`): how `train` seeds every run."""
-    roots = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-    fold = jax.vmap(jax.random.fold_in, (0, None))
-    return fold(roots, 0), fold(roots, 1)
+    init_keys, data_keys = seed_streams(seeds, 2)
+    return init_keys, data_keys
 
 
 def chunk_program(
@@ -222,6 +229,159 @@ def run_fingerprint(
     return json.loads(json.dumps(full))
 
 
+def restore_latest(checkpointer: Checkpointer | None, like: PyTree) -> tuple[int, PyTree] | None:
+    """The latest checkpoint of `checkpointer` as (step, state), `state` in the structure, shapes
+    and dtypes of `like`; None without a checkpointer or a checkpoint.
+
+    Raises:
+        CheckpointMismatch: the checkpoint belongs to a run with another fingerprint.
+    """
+    if checkpointer is None or checkpointer.latest_step() is None:
+        return None
+    return checkpointer.restore(like)
+
+
+def raise_if_diverged(
+    bad: np.ndarray,
+    first_step: int,
+    seeds: tuple[int, ...],
+    checkpointer: Checkpointer | None,
+    unit: str,
+) -> None:
+    """Raise `TrainingDiverged` at the first NaN/inf loss of a chunk, if there is one.
+
+    Args:
+        bad: (S, n) bool, the chunk's losses that are NaN/inf (of steps that ran).
+        first_step: the optimiser step of column 0 (0-based; the message counts from 1).
+        seeds: the S seeds, named in the message.
+        checkpointer: where the last good checkpoint is, or None.
+        unit: what the checkpointer's steps count ("step", "epoch").
+    """
+    if not bad.any():
+        return
+    bad_seed, bad_step = np.argwhere(bad)[0]
+    kept = checkpointer.latest_step() if checkpointer else None
+    where = f"; last good checkpoint: {unit} {kept}" if kept is not None else ""
+    raise TrainingDiverged(
+        f"loss became NaN/inf at step {first_step + bad_step + 1} "
+        f"(seed {seeds[bad_seed]}){where}; lower the learning rate"
+    )
+
+
+@contextlib.contextmanager
+def chunk_progress(
+    total: int,
+    initial: int,
+    description: str,
+    progress: bool,
+    checkpointer: Checkpointer | None,
+) -> Iterator[tqdm]:
+    """The progress bar of a chunk loop, over `total` units (steps, epochs) from `initial`;
+    on leaving (also by an error) the bar and then `checkpointer` (if any) are closed."""
+    bar = tqdm(total=total, initial=initial, desc=description, disable=not progress, leave=False)
+    try:
+        yield bar
+    finally:
+        bar.close()
+        if checkpointer is not None:
+            checkpointer.close()
+
+
+def _eval_slots(eval_steps: np.ndarray, steps: int) -> np.ndarray:
+    """(steps + 1,) int32: the row of `history` that step s's metrics go to (its index in the
+    (E,) `eval_steps`), or -1 where there is no evaluation (`chunk_program`'s `eval_slot`)."""
+    eval_slot = np.full(steps + 1, -1, np.int32)
+    eval_slot[eval_steps] = np.arange(len(eval_steps))
+    return eval_slot
+
+
+def _initial_state(
+    task: TrainTask,
+    tx: optax.GradientTransformation,
+    cfg: TrainConfig,
+    placement: Placement,
+    init_keys: PRNGKeyArray,
+    run_args: PyTree,
+    n_evals: int,
+) -> dict[str, Any]:
+    """The state of every run at step 0, in the checkpoint's format.
+
+    Args:
+        task: the task with a trailing run argument (`TrainTask.per_run`).
+        init_keys: (S,) parameter-init keys; `run_args`: the (S, ...) rows, both placed.
+        n_evals: E, the number of evaluation steps.
+
+    Returns:
+        "params", "opt_state": leading (S,) axis; "history": name -> (S, E, ...) metrics, row 0
+        those of the initialisation and zeros after; "losses": (S, steps) NaN float32 (numpy).
+    """
+    with placement.active():
+        params = placement.jit(jax.vmap(task.init_params))(init_keys, run_args)
+        opt_state = placement.jit(jax.vmap(tx.init))(params)
+        first = placement.jit(jax.vmap(task.evaluate))(params, run_args)
+    history = placement.put(
+        {
+            k: jnp.zeros((v.shape[0], n_evals, *v.shape[1:]), v.dtype).at[:, 0].set(v)
+            for k, v in first.items()
+        }
+    )
+    losses = np.full((len(cfg.seeds), cfg.steps), np.nan, np.float32)
+    return {"params": params, "opt_state": opt_state, "history": history, "losses": losses}
+
+
+def _resume(
+    checkpointer: Checkpointer | None, state: dict[str, Any]
+) -> tuple[int, dict[str, Any], int | None]:
+    """(step, state, resumed_from) from the latest checkpoint, or (0, `state`, None) without
+    one; `state` (`_initial_state`'s) gives the structure, shapes and dtypes to restore."""
+    restored = restore_latest(checkpointer, state)
+    if restored is None:
+        return 0, state, None
+    step, saved = restored
+    return step, {**saved, "losses": to_host(saved["losses"])}, step
+
+
+def _run_chunks(
+    advance: Callable[[dict[str, Any], int], tuple],
+    state: dict[str, Any],
+    step: int,
+    cfg: TrainConfig,
+    checkpointer: Checkpointer | None,
+    bar: tqdm,
+) -> dict[str, Any]:
+    """Advance `state` (`_initial_state`'s format) chunk by chunk from `step` to `cfg.steps`.
+
+    After each chunk: raise `TrainingDiverged` on a NaN/inf loss (before keeping the chunk),
+    store the chunk's losses, update `bar`, and save a checkpoint every `checkpoint_every`
+    steps (rounded up to whole chunks) and at the end.
+
+    Args:
+        advance: (state, step) -> `chunk_program`'s (params, opt_state, history, losses
+            (S, chunk_size)) after the chunk starting at `step`.
+
+    Returns:
+        The state after `cfg.steps` steps (its "losses" array is filled in place).
+    """
+    chunks_per_save = (
+        max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
+    )
+    while step < cfg.steps:
+        new = advance(state, step)
+        chunk_losses = to_host(new[3])
+        n = min(cfg.chunk_size, cfg.steps - step)
+        raise_if_diverged(~np.isfinite(chunk_losses[:, :n]), step, cfg.seeds, checkpointer, "step")
+        losses = state["losses"]
+        losses[:, step : step + n] = chunk_losses[:, :n]
+        state = {"params": new[0], "opt_state": new[1], "history": new[2], "losses": losses}
+        step += n
+        bar.update(n)
+        bar.set_postfix(loss=f"{np.nanmean(chunk_losses[:, :n]):.4f}")
+        periodic = chunks_per_save and (step // cfg.chunk_size) % chunks_per_save == 0
+        if checkpointer is not None and (step == cfg.steps or periodic):
+            checkpointer.save(step, state)
+    return state
+
+
 def train(
     task: TrainTask,
     optimizer: OptimizerConfig,
@@ -254,69 +414,26 @@ def train(
     init_keys, data_keys = placement.put(seed_keys(cfg.seeds))
     run_args = placement.put(run_args)
     eval_steps = eval_schedule(cfg.steps, cfg.n_log_evals, cfg.n_linear_evals, cfg.eval_at)
-    eval_slot = np.full(cfg.steps + 1, -1, np.int32)
-    eval_slot[eval_steps] = np.arange(len(eval_steps))
-
-    with placement.active():
-        params = placement.jit(jax.vmap(task.init_params))(init_keys, run_args)
-        opt_state = placement.jit(jax.vmap(tx.init))(params)
-        first = placement.jit(jax.vmap(task.evaluate))(params, run_args)
-    history = placement.put(
-        {
-            k: jnp.zeros((v.shape[0], len(eval_steps), *v.shape[1:]), v.dtype).at[:, 0].set(v)
-            for k, v in first.items()
-        }
-    )
-    losses = np.full((len(cfg.seeds), cfg.steps), np.nan, np.float32)
-    step, resumed_from = 0, None
-
+    eval_slot = _eval_slots(eval_steps, cfg.steps)
+    state = _initial_state(task, tx, cfg, placement, init_keys, run_args, len(eval_steps))
     checkpointer = None
     if checkpoint_dir is not None:
         checkpointer = Checkpointer(checkpoint_dir, run_fingerprint(cfg, optimizer, fingerprint))
-        if checkpointer.latest_step() is not None:
-            like = {"params": params, "opt_state": opt_state, "history": history, "losses": losses}
-            step, state = checkpointer.restore(like)
-            params, opt_state, history = state["params"], state["opt_state"], state["history"]
-            losses, resumed_from = to_host(state["losses"]), step
-
+    step, state, resumed_from = _resume(checkpointer, state)
     run_chunk = chunk_program(task, tx, cfg.steps, cfg.chunk_size, placement)
-    chunks_per_save = (
-        max(1, -(-cfg.checkpoint_every // cfg.chunk_size)) if cfg.checkpoint_every else None
-    )
-    bar = tqdm(total=cfg.steps, initial=step, desc=description, disable=not progress, leave=False)
-    try:
-        while step < cfg.steps:
-            with placement.active():
-                new = run_chunk(params, opt_state, history, step, data_keys, run_args, eval_slot)
-            chunk_losses = to_host(new[3])
-            n = min(cfg.chunk_size, cfg.steps - step)
-            if not np.isfinite(chunk_losses[:, :n]).all():
-                bad_seed, bad_step = np.argwhere(~np.isfinite(chunk_losses[:, :n]))[0]
-                kept = checkpointer.latest_step() if checkpointer else None
-                where = f"; last good checkpoint: step {kept}" if kept is not None else ""
-                raise TrainingDiverged(
-                    f"loss became NaN/inf at step {step + bad_step + 1} "
-                    f"(seed {cfg.seeds[bad_seed]}){where}; lower the learning rate"
-                )
-            params, opt_state, history = new[:3]
-            losses[:, step : step + n] = chunk_losses[:, :n]
-            step += n
-            bar.update(n)
-            bar.set_postfix(loss=f"{np.nanmean(chunk_losses[:, :n]):.4f}")
-            periodic = chunks_per_save and (step // cfg.chunk_size) % chunks_per_save == 0
-            save_now = step == cfg.steps or periodic
-            if checkpointer is not None and save_now:
-                state = {"params": params, "opt_state": opt_state, "history": history}
-                checkpointer.save(step, {**state, "losses": losses})
-    finally:
-        bar.close()
-        if checkpointer is not None:
-            checkpointer.close()
+
+    def advance(state, step):
+        with placement.active():
+            carry = (state["params"], state["opt_state"], state["history"])
+            return run_chunk(*carry, step, data_keys, run_args, eval_slot)
+
+    with chunk_progress(cfg.steps, step, description, progress, checkpointer) as bar:
+        state = _run_chunks(advance, state, step, cfg, checkpointer, bar)
     return TrainResult(
-        params=to_default_device(params),
+        params=to_default_device(state["params"]),
         eval_steps=eval_steps,
-        metrics=to_host(history),
-        losses=losses,
+        metrics=to_host(state["history"]),
+        losses=state["losses"],
         resumed_from=resumed_from,
         wall_time=time.perf_counter() - start_time,
         placement=placement.describe(),

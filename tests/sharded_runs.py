@@ -1,25 +1,21 @@
 """Run `ci` experiments through the CLI in this process; a helper of `test_sharding.py`.
 
-    python tests/sharded_runs.py OUT DEVICES PROSE NAME [NAME ...] [-- EXTRA CLI ARGS]
+    python tests/sharded_runs.py OUT DEVICES NAME [NAME ...] [-- EXTRA CLI ARGS]
 
 The test starts it in a subprocess with `XLA_FLAGS=--xla_force_host_platform_device_count=K`
-(the flag must be set before JAX starts). PROSE is a text read in place of
-../shared/data/tinyshakespeare.txt, which a fresh clone lacks. Exits 2 when a run could not
-run; failed claims (expected at `ci`) do not count.
+(the flag must be set before JAX starts). Exits 2 when a run could not run; failed claims
+(expected at `ci`) do not count.
 """
 
-import pathlib
 import sys
 
 from experiments import cli
-from sinkjax.text import char_corpus
 
 
 def main(argv: list[str]) -> int:
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     argv = argv[: argv.index("--")] if "--" in argv else argv
-    out, devices, prose, *names = argv
-    char_corpus.default_prose_path = lambda: pathlib.Path(prose)
+    out, devices, *names = argv
     for name in names:
         common = ["--preset", "ci", "--out", out, "--devices", devices, "--no-progress"]
         if cli.main(["run", name, *common, *extra]) == 2:

@@ -18,8 +18,9 @@ from experiments.cot_rl.chains_common import (
     reported_bound,
 )
 from experiments.framework.claims import judge
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import RunContext
-from experiments.framework.runner import UsageError, resolve_config
+from experiments.framework.runner import UsageError
 from experiments.registry import get_experiments
 
 EXPERIMENTS = {
@@ -172,8 +173,8 @@ def test_paper_presets_are_the_code_settings():
 )
 def test_cli_overrides_are_validated(name, override, match):
     with pytest.raises(UsageError, match=match):
-        resolve_config(get_experiments()[name], "ci", **override)
-    assert resolve_config(get_experiments()[name], "ci", n_seeds=2).seeds[-1] == 43
+        resolve_config(get_experiments()[name], "ci", override)
+    assert resolve_config(get_experiments()[name], "ci", {"n_seeds": 2}).seeds[-1] == 43
 
 
 @pytest.mark.parametrize(

@@ -1,15 +1,15 @@
 """cot_rl spec §4 check 1: Monte-Carlo REINFORCE on the tokenized model against the reduced model.
 
 The tokenized theory policy (`sinkjax`: a random labelling per prompt, edge tokens, linear
-attention, V fixed to the incidence matrix, A = A(theta) over all N(N-1) edge tokens, no
-self-mask, horizon H = n + 1 and tau = 0.2 as in the code's linear runs) is rolled out with the
-O(1) sampler, and the project's REINFORCE surrogate (`sinkjax.cot_rl.rl.reinforce_surrogate`, batch-mean
-baseline) is differentiated with respect to theta = (alpha, beta, gamma). Its expectation is
-(1 - 1/b) dL/dtheta with L = 1 - P(first sink = target). K independent batches of b rollouts
-(2^20 in all) give the mean and its standard error, compared per coordinate with the analytic
-gradient of `theory.predict_chain` for the same n, tau, horizon, mask and start law, and the mean
-reward with 1 - L. The same statistics reject the reduced model with a wrong horizon, the
-self-mask, or a slightly different theta, so the check can fail.
+attention, V fixed to the incidence matrix, A = A(theta) over all N(N-1) edge tokens, no self-mask,
+horizon H = n + 1 and tau = 0.2 as in the code's linear runs) is rolled out with the O(1) sampler,
+and the project's REINFORCE surrogate (`sinkjax.cot_rl.rl.reinforce_surrogate`, batch-mean baseline)
+is differentiated with respect to theta = (alpha, beta, gamma). Its expectation is (1 - 1/b)
+dL/dtheta with L = 1 - P(first sink = target). K independent batches of b rollouts (2^20 in all)
+give the mean and its standard error, compared per coordinate with the analytic gradient of
+`theory.predict_chain` for the same n, tau, horizon, mask and start law, and the mean reward with 1
+- L. The same statistics reject the reduced model with a wrong horizon, the self-mask, or a slightly
+different theta, so the check can fail.
 """
 
 import functools

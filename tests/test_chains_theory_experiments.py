@@ -7,8 +7,9 @@ import pytest
 from scipy import stats
 
 from experiments.cot_rl import chains_theory, chains_theory_vs_rl
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import RunContext
-from experiments.framework.runner import UsageError, resolve_config
+from experiments.framework.runner import UsageError
 
 THEORY_CI = chains_theory.PRESETS["ci"]
 RL_CI = chains_theory_vs_rl.PRESETS["ci"]
@@ -64,14 +65,14 @@ def test_rl_config_rejects_bad_values_naming_the_field(field, value):
 
 
 def test_runner_overrides():
-    cfg = resolve_config(chains_theory_vs_rl.EXPERIMENT, "quick", steps=300, batch_size=512)
+    cfg = resolve_config(chains_theory_vs_rl.EXPERIMENT, "quick", {"steps": 300, "batch_size": 512})
     assert (cfg.steps, cfg.batch_size) == (300, 512)
     for bad in ({"batch_size": 1}, {"n_seeds": 1}, {"learning_rate": -0.1}):
         with pytest.raises(UsageError) as err:
-            resolve_config(chains_theory_vs_rl.EXPERIMENT, "ci", **bad)
+            resolve_config(chains_theory_vs_rl.EXPERIMENT, "ci", bad)
         assert "\n" not in str(err.value)
     with pytest.raises(UsageError, match="has no steps"):
-        resolve_config(chains_theory.EXPERIMENT, "ci", steps=10)
+        resolve_config(chains_theory.EXPERIMENT, "ci", {"steps": 10})
 
 
 def test_time_map_and_critical_values():

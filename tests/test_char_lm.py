@@ -1,6 +1,7 @@
 """char-lm-dynamics: the prose + code byte corpus, its sampler, probes, ablations and the ci run.
 
-Nothing here reads ../shared: the prose is the Zen of Python, written into tmp_path.
+Nothing here reads ../shared: the prose is the Zen of Python, written into tmp_path, or the
+stdlib docstrings (the default).
 """
 
 import codecs
@@ -19,7 +20,7 @@ from experiments.framework.runner import UsageError
 from sinkjax.active_dormant.charlm_training import head_ablation_cross_entropy, make_eval_batch
 from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer
-from sinkjax.text import char_corpus
+from sinkjax.text import sources
 from sinkjax.text.char_corpus import BOS, TokenStream, load_char_corpus, sample_windows
 
 ZEN = codecs.decode(this.s, "rot13")
@@ -34,34 +35,49 @@ def prose(tmp_path):
 
 
 def test_corpus_split_and_vocabulary(prose):
-    corpus = load_char_corpus(prose, max_code_bytes=20_000, seq_len=32)
+    corpus = load_char_corpus(prose, max_prose_bytes=10**6, max_code_bytes=20_000, seq_len=32)
     text = prose.read_bytes()
     assert corpus.train["prose"].tobytes() + corpus.heldout["prose"].tobytes() == text
     assert len(corpus.heldout["prose"]) == int(0.1 * len(text))
     assert len(corpus.train["code"]) + len(corpus.heldout["code"]) == 20_000
     assert corpus.code_files == tuple(sorted(corpus.code_files)) and corpus.code_files
-    assert corpus.digest() == load_char_corpus(prose, max_code_bytes=20_000, seq_len=32).digest()
+    assert (
+        corpus.digest()
+        == load_char_corpus(
+            prose, max_prose_bytes=10**6, max_code_bytes=20_000, seq_len=32
+        ).digest()
+    )
 
 
-def test_missing_prose_file_names_the_fix(tmp_path, monkeypatch):
-    with pytest.raises(FileNotFoundError, match="pass --corpus PATH"):
-        load_char_corpus(tmp_path / "missing.txt", max_code_bytes=1000, seq_len=8)
-    monkeypatch.setattr(char_corpus, "default_prose_path", lambda: tmp_path / "gone.txt")
-    ctx = RunContext(tmp_path / "run", progress=False)
-    with pytest.raises(UsageError, match=r"gone\.txt not found; pass --corpus PATH") as err:
+def test_missing_prose_file_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="pass --prose PATH"):
+        load_char_corpus(
+            tmp_path / "missing.txt", max_prose_bytes=10**6, max_code_bytes=1000, seq_len=8
+        )
+    ctx = RunContext(tmp_path / "run", prose=tmp_path / "gone.txt", progress=False)
+    with pytest.raises(UsageError, match=r"gone\.txt not found; pass --prose PATH") as err:
         char_lm_dynamics.run(char_lm_dynamics.PRESETS["ci"], ctx)
     assert "\n" not in str(err.value)
+
+
+def test_default_prose_is_the_stdlib_docstrings_beside_other_stdlib_code():
+    corpus = load_char_corpus(None, max_prose_bytes=5_000, max_code_bytes=20_000, seq_len=32)
+    code = sources.stdlib_code(20_000)
+    docs = sources.stdlib_docstrings(5_000, exclude=code.files)
+    assert corpus.train["prose"].tobytes() + corpus.heldout["prose"].tobytes() == docs.data
+    assert corpus.texts["prose"] == sources.describe(docs)
+    assert corpus.texts["code"] == sources.describe(code)
 
 
 def test_short_prose_is_rejected(tmp_path):
     path = tmp_path / "short.txt"
     path.write_text("To be, or not to be.")
     with pytest.raises(ValueError, match="too short"):
-        load_char_corpus(path, max_code_bytes=1000, seq_len=32)
+        load_char_corpus(path, max_prose_bytes=10**6, max_code_bytes=1000, seq_len=32)
 
 
 def test_windows_start_with_bos_and_come_from_one_domain(prose):
-    corpus = load_char_corpus(prose, max_code_bytes=20_000, seq_len=24)
+    corpus = load_char_corpus(prose, max_prose_bytes=10**6, max_code_bytes=20_000, seq_len=24)
     stream = TokenStream.from_parts(corpus.train)
     inputs, targets, is_code = sample_windows(jax.random.key(0), stream, 64, 24, 0.5)
     inputs, targets, is_code = map(np.asarray, (inputs, targets, is_code))
@@ -74,7 +90,7 @@ def test_windows_start_with_bos_and_come_from_one_domain(prose):
 
 
 def test_eval_batch_is_held_out_and_fixed(prose):
-    corpus = load_char_corpus(prose, max_code_bytes=20_000, seq_len=24)
+    corpus = load_char_corpus(prose, max_prose_bytes=10**6, max_code_bytes=20_000, seq_len=24)
     batch = make_eval_batch(corpus, 4, 24)
     assert batch.inputs.shape == batch.targets.shape == (2, 4, 24)
     for i, domain in enumerate(("prose", "code")):
@@ -85,7 +101,9 @@ def test_eval_batch_is_held_out_and_fixed(prose):
 
 def test_vmapped_head_ablations_match_single_ablations(prose):
     cfg = char_lm_dynamics.PRESETS["ci"]
-    corpus = load_char_corpus(prose, max_code_bytes=20_000, seq_len=cfg.seq_len)
+    corpus = load_char_corpus(
+        prose, max_prose_bytes=10**6, max_code_bytes=20_000, seq_len=cfg.seq_len
+    )
     batch = make_eval_batch(corpus, 2, cfg.seq_len)
     graphdef, params = nnx.split(Transformer(cfg.model_config(), rngs=nnx.Rngs(params=3)))
     base, ablated = head_ablation_cross_entropy(graphdef, params, batch)
@@ -123,7 +141,10 @@ def test_ci_run(prose, tmp_path):
     cfg = char_lm_dynamics.PRESETS["ci"]
     out = tmp_path / "run"
     out.mkdir()
-    outcome = char_lm_dynamics.run(cfg, RunContext(out, corpus=prose, progress=False))
+    ctx = RunContext(out, prose=prose, progress=False)
+    outcome = char_lm_dynamics.run(cfg, ctx)
+    assert ctx.corpora["prose"]["source"] == str(prose)
+    assert ctx.corpora["prose"]["bytes"] == len(prose.read_bytes())
     assert [c.id for c in outcome.claims] == [s.id for s in char_lm_dynamics.CLAIMS]
     assert all(c.verdict in ("pass", "fail") and c.source for c in outcome.claims)
     L, H = cfg.n_layers, cfg.n_heads

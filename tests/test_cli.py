@@ -1,11 +1,9 @@
 """The `sinkjax` CLI: listing, bad input (one line, exit 2), records, resume, interruption."""
 
-import codecs
 import dataclasses
 import json
 import subprocess
 import sys
-import this
 
 import jax
 import jax.numpy as jnp
@@ -18,7 +16,6 @@ from experiments.framework import runner
 from experiments.framework.claims import Below, ClaimSpec, Observation, judge
 from experiments.framework.experiment import PRESETS, Experiment, Outcome, RunContext
 from experiments.registry import get_experiments
-from sinkjax.text import char_corpus
 from sinkjax.train import TrainingDiverged
 
 REQUIRED_CLAIM_KEYS = {"id", "statement", "source", "bound", "measured", "derived", "verdict"}
@@ -30,9 +27,9 @@ def run_cli(capsys, *argv):
     return code, out, err
 
 
-def run_reproduce_ci(capsys, out_root):
-    """`sinkjax reproduce --preset ci` in this process (`--jobs 1`: worker processes would
-    not see the tests' monkeypatches)."""
+def run_reproduce_ci(capsys, out_root, *extra):
+    """`sinkjax reproduce --preset ci [EXTRA...]` in this process (`--jobs 1`: worker processes
+    would not see the tests' monkeypatches)."""
     return run_cli(
         capsys,
         "reproduce",
@@ -43,6 +40,7 @@ def run_reproduce_ci(capsys, out_root):
         "--no-progress",
         "--jobs",
         "1",
+        *extra,
     )
 
 
@@ -63,6 +61,11 @@ def test_list_names_every_experiment(capsys):
         (("run", "bb-dynamics", "--steps", "0"), "must be a positive integer"),
         (("run", "bb-dynamics", "--batch-size", "0"), "must be a positive integer"),
         (("run", "theorem3", "--batch-size", "8"), "has no batch_size to override"),
+        (("run", "theorem3", "--seeds", "2"), "has no n_seeds to override"),
+        # A field's own flag and its older spelling are one argument, with the older check.
+        (("run", "bb-dynamics", "--n-seeds", "0"), "must be a positive integer"),
+        (("run", "bb-dynamics", "--matmul-precision", "bf16"), "invalid choice: 'bf16'"),
+        (("run", "bb-dynamics", "--no-such-field", "1"), "unknown argument '--no-such-field'"),
         (("run", "bb-dynamics", "--corpus", "/no/such/file.txt"), "corpus file /no/such/file.txt"),
         (("reproduce", "--jobs", "0"), "must be a positive integer"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
@@ -154,27 +157,20 @@ def test_diverged_training_is_one_line(capsys, tmp_path, monkeypatch):
     assert code == 1 and err.count("\n") == 1 and "lower the learning rate" in err
 
 
-@pytest.fixture
-def prose_file(tmp_path, monkeypatch):
-    """A small prose text in place of ../shared/data/tinyshakespeare.txt (absent on CI)."""
-    path = tmp_path / "zen.txt"
-    path.write_text(codecs.decode(this.s, "rot13") * 10)
-    monkeypatch.setattr(char_corpus, "default_prose_path", lambda: path)
-    return path
-
-
 def test_reproduce_reports_an_experiment_that_cannot_run_and_goes_on(capsys, tmp_path, monkeypatch):
+    """A --prose too short for char-lm-dynamics's windows stops that experiment only."""
     experiments = get_experiments()
-    monkeypatch.setattr(char_corpus, "default_prose_path", lambda: tmp_path / "missing.txt")
+    short = tmp_path / "short.txt"
+    short.write_text("To be, or not to be.")
     monkeypatch.setattr(
         cli,
         "get_experiments",
         lambda: {n: experiments[n] for n in ("char-lm-dynamics", "bb-interventions")},
     )
     out_root = tmp_path / "runs"
-    code, out, err = run_reproduce_ci(capsys, out_root)
+    code, out, err = run_reproduce_ci(capsys, out_root, "--prose", str(short))
     assert code == 1
-    assert "missing.txt not found; pass --corpus PATH" in err
+    assert "is too short for windows of 32 bytes" in err and "pass a longer --prose" in err
     assert (out_root / "bb-interventions" / "record.json").exists()
     report = (out_root / "report.html").read_text()
     assert "char-lm-dynamics" in report and "1 experiment(s) failed to run" in report
@@ -252,7 +248,7 @@ def test_experiments_run_with_full_float32_matmuls(tmp_path):
 
 
 @pytest.mark.slow
-def test_reproduce_at_ci_covers_the_whole_registry(capsys, tmp_path, prose_file):
+def test_reproduce_at_ci_covers_the_whole_registry(capsys, tmp_path):
     code, out, _ = run_reproduce_ci(capsys, tmp_path)
     assert code in (0, 1)
     _check_report_lists_every_claim_and_figure(tmp_path, get_experiments())

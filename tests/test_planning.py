@@ -12,9 +12,10 @@ import time
 import pytest
 
 from experiments.active_dormant import bb_dynamics, relu_attention, residual_peaks
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import PRESETS
 from experiments.framework.planning import PlannedRun
-from experiments.framework.runner import check_plan, resolve_config
+from experiments.framework.runner import check_plan
 from experiments.registry import get_experiments
 from experiments.sinks import gpt2_circuit
 
@@ -94,7 +95,9 @@ def test_different_runs_have_different_share_keys():
 
 
 def test_plans_follow_the_config():
-    cfg = resolve_config(bb_dynamics.EXPERIMENT, "quick", steps=40, n_seeds=3, batch_size=8)
+    cfg = resolve_config(
+        bb_dynamics.EXPERIMENT, "quick", {"steps": 40, "n_seeds": 3, "batch_size": 8}
+    )
     (run,) = bb_dynamics.training_plan(cfg)
     assert (run.steps, run.runs, run.batch_size) == (40, 3, 8)
     assert run.share_key != _plan("bb-dynamics", "quick")["bb-dynamics"].share_key

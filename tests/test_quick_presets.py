@@ -6,8 +6,8 @@ README) and must keep failing: if one starts to pass, the test fails so that the
 
 import pytest
 
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import RunContext
-from experiments.framework.runner import resolve_config
 from experiments.registry import get_experiments
 
 # (experiment, claim id) -> why it fails at `quick` (the main job of 2026-12-04, docs/claims.md);

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from experiments.framework import reproduce
+from experiments.framework import plan, reproduce
 from experiments.framework.experiment import Experiment
 from experiments.framework.runner import UsageError
 from experiments.registry import get_experiments
@@ -27,6 +27,27 @@ def test_every_registered_experiment_is_scheduled_once_with_the_runs_it_shares()
     ][:4]
     assert group_of["gpt2-circuit"] == group_of["sink-dynamics"]
     assert group_of["optimizer-ablation"] == group_of["layerwise-maps"]
+
+
+def test_the_last_records_order_the_groups_when_every_experiment_has_one(tmp_path):
+    """With a record of every experiment at the preset under --out, the longest group (by
+    their wall times) runs first; with one record missing, the planned FLOPs decide."""
+    registry = get_experiments()
+    names = ["chains-theory", "p0-circuit", "theorem3"]
+    chosen = {n: registry[n] for n in names}
+    by_flops = reproduce.schedule(chosen, "quick")
+    for seconds, name in zip((300.0, 5.0, 1.0), reversed([g[0] for g in by_flops]), strict=True):
+        (tmp_path / name).mkdir()
+        record = {"preset": "quick", "wall_time_s": seconds}
+        (tmp_path / name / "record.json").write_text(json.dumps(record))
+    last = plan.last_wall_times(chosen, tmp_path, "quick")
+    assert reproduce.schedule(chosen, "quick", last) == [g for g in reversed(by_flops)]
+    assert plan.last_wall_times(chosen, tmp_path, "ci") == {}
+    assert plan.last_wall_times(chosen, None, "quick") == {}
+    del last[by_flops[0][0]]
+    assert reproduce.schedule(chosen, "quick", last) == by_flops
+    text = plan.format_plan(plan.make_plan(chosen, "quick", tmp_path))
+    assert "last records at quick (3 experiments, 5.1 min in all" in text
 
 
 def test_a_subset_keeps_only_its_own_names():

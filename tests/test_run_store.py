@@ -4,8 +4,9 @@ import pathlib
 import threading
 import time
 
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import RunContext
-from experiments.framework.runner import RUN_STORE_NAME, resolve_config, run_experiment
+from experiments.framework.runner import RUN_STORE_NAME, run_experiment
 from experiments.registry import get_experiments
 
 

@@ -10,14 +10,12 @@ relative). The claim values must agree to `RTOL` relative (`ATOL` absolute near 
 few float32 ulps grown through the `ci` runs' 40-odd optimiser steps.
 """
 
-import codecs
 import json
 import os
 import pathlib
 import socket
 import subprocess
 import sys
-import this
 
 import jax
 import numpy as np
@@ -99,13 +97,9 @@ def test_a_coordinator_needs_the_process_count_and_id(capsys):
 
 
 def _run(out: pathlib.Path, devices: str, n_forced: int, names, extra=()) -> subprocess.Popen:
-    """The driver in a subprocess with `n_forced` CPU devices; its prose is a small text in
-    place of ../shared/data/tinyshakespeare.txt (absent on CI)."""
+    """The driver in a subprocess with `n_forced` CPU devices."""
     env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n_forced}"}
-    prose = out.parent / f"{out.name}-prose.txt"
-    prose.parent.mkdir(parents=True, exist_ok=True)
-    prose.write_text(codecs.decode(this.s, "rot13") * 10)
-    command = [sys.executable, str(DRIVER), str(out), devices, str(prose), *names]
+    command = [sys.executable, str(DRIVER), str(out), devices, *names]
     if extra:
         command += ["--", *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,6 +1,7 @@
-"""Download-free text corpora: vocabulary, math grammar, splits, fallback, errors, sampling.
+"""Download-free text corpora: vocabulary, math grammar, splits, default prose, errors, sampling.
 
-Nothing here reads ../shared: the prose is the Zen of Python, written into tmp_path.
+Nothing here reads ../shared: the prose is the Zen of Python, written into tmp_path, or the
+stdlib docstrings.
 """
 
 import ast
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sinkjax.text import char_corpus
+from sinkjax.text import sources
 from sinkjax.text.domains import (
     BOS,
     CHARS,
@@ -29,7 +30,6 @@ from sinkjax.text.domains import (
     load_text_corpus,
     make_text_eval_batch,
     sample_text,
-    stdlib_docstrings,
     vocab_size,
 )
 
@@ -96,36 +96,43 @@ def test_math_is_deterministic_and_prefix_stable():
 def test_splits_are_disjoint_and_complete(corpus, prose):
     texts = {
         "prose": prose.read_bytes()[: SMALL["max_prose_bytes"]].decode(),
-        "code": char_corpus.stdlib_source(SMALL["max_code_bytes"])[0].decode("utf-8", "replace"),
+        "code": sources.stdlib_code(SMALL["max_code_bytes"]).data.decode("utf-8", "replace"),
         "math": arithmetic_text(SMALL["max_math_bytes"], seed=0).decode(),
     }
     for domain, text in texts.items():
         train, heldout = corpus.train[domain], corpus.heldout[domain]
         assert len(heldout) == int(0.1 * len(text)) and len(train) + len(heldout) == len(text)
         assert decode(train) + decode(heldout) == decode(encode(text))
-    assert corpus.prose_path == prose and corpus.code_files[0] == "__future__.py"
+    assert corpus.texts["prose"]["source"] == str(prose)
+    assert corpus.code_files[0] == "__future__.py"
+    for domain, text in texts.items():
+        assert corpus.texts[domain]["bytes"] == len(text.encode())
     again = load_text_corpus(TextConfig(prose_path=prose, **SMALL))
     assert corpus.digest() == again.digest()
     other_seed = load_text_corpus(TextConfig(prose_path=prose, math_seed=1, **SMALL))
     assert corpus.digest() != other_seed.digest()
 
 
-def test_default_prose_falls_back_to_stdlib_docstrings(tmp_path, monkeypatch):
-    monkeypatch.setattr(char_corpus, "default_prose_path", lambda: tmp_path / "absent.txt")
+def test_default_prose_is_the_docstrings_of_the_other_stdlib_files():
+    """Without a prose file the prose is the stdlib's docstrings, from the files the code did
+    not take (so the domains share no text), and the same bytes on every call."""
     corpus = load_text_corpus(TextConfig(**SMALL))
-    assert corpus.prose_path is None
     prose = decode(np.concatenate([corpus.train["prose"], corpus.heldout["prose"]]))
-    docs = stdlib_docstrings(SMALL["max_prose_bytes"])
-    assert len(docs) == SMALL["max_prose_bytes"] and prose == decode(encode(docs.decode()))
-    first = char_corpus.stdlib_paths()[0]
-    assert prose.startswith(ast.get_docstring(ast.parse(first.read_bytes())) + "\n\n")
-    (tmp_path / "absent.txt").write_text(ZEN * 10)
-    assert load_text_corpus(TextConfig(**SMALL)).prose_path == tmp_path / "absent.txt"
+    code = sources.stdlib_code(SMALL["max_code_bytes"])
+    docs = sources.stdlib_docstrings(SMALL["max_prose_bytes"], exclude=code.files)
+    assert len(docs.data) == SMALL["max_prose_bytes"] and prose == decode(
+        encode(docs.data.decode())
+    )
+    first_other = next(p for p in sources.stdlib_paths() if p.name not in code.files)
+    assert docs.files[0] == first_other.name and first_other.name not in corpus.code_files
+    assert prose.startswith(ast.get_docstring(ast.parse(first_other.read_bytes())) + "\n\n")
+    assert corpus.texts["prose"]["source"].startswith(f"Python {sources.python_minor()} stdlib")
+    assert corpus.texts == load_text_corpus(TextConfig(**SMALL)).texts
 
 
 def test_errors_are_one_line_and_name_the_fix(tmp_path, corpus):
     cases = [
-        (FileNotFoundError, "missing.txt not found; pass an existing text file as prose_path"),
+        (FileNotFoundError, "missing.txt not found; pass --prose PATH to a text file"),
         (ValueError, r"max_math_bytes must be a positive byte count, got 0"),
         (ValueError, r"heldout_fraction must lie in \(0, 1\), got 1.0"),
         (ValueError, r"math_max_operand must lie in 1..9999, got 0"),
@@ -192,7 +199,7 @@ def test_eval_batch_is_held_out_and_fixed(corpus):
 
 def test_windows_stay_inside_a_domain_that_holds_exactly_one():
     parts = {d: np.arange(17, dtype=np.uint8) + 20 * i for i, d in enumerate(TEXT_DOMAINS)}
-    tight = TextCorpus(train=parts, heldout=parts, prose_path=None, code_files=())
+    tight = TextCorpus(train=parts, heldout=parts, texts={}, code_files=())
     batch = make_text_eval_batch(tight, 5, 16, with_bos=False)  # windows of N + 1 = 17 tokens
     for d, domain in enumerate(TEXT_DOMAINS):
         np.testing.assert_array_equal(batch.inputs[d], np.tile(parts[domain][:-1], (5, 1)))

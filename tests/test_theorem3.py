@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from experiments.active_dormant import code_model, theorem3
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import RunContext
-from experiments.framework.runner import UsageError, resolve_config
+from experiments.framework.runner import UsageError
 from sinkjax.active_dormant.bb import default_bb_task
 
 # Spec D.2 item 5: the paper's printed beta limit misses by e^-alpha mean(phi), so its claim
@@ -32,10 +33,10 @@ def test_config_rejects_bad_values_naming_the_field(field, value):
 
 
 def test_cli_overrides_reach_the_gradient_descent_run():
-    cfg = resolve_config(theorem3.EXPERIMENT, "quick", steps=123, learning_rate=0.1)
+    cfg = resolve_config(theorem3.EXPERIMENT, "quick", {"steps": 123, "learning_rate": 0.1})
     assert (cfg.steps, cfg.learning_rate) == (123, 0.1)
     with pytest.raises(UsageError, match="learning_rate must be positive"):
-        resolve_config(theorem3.EXPERIMENT, "ci", learning_rate=-1.0)
+        resolve_config(theorem3.EXPERIMENT, "ci", {"learning_rate": -1.0})
 
 
 def test_paper_preset_uses_the_code_settings():

@@ -2,7 +2,7 @@
 
 import dataclasses
 import functools
-import pathlib
+import hashlib
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ from experiments.framework.planning import PlannedRun
 from experiments.framework.stored_training import train_stored, training_schedule
 from sinkjax.active_dormant.bb import BBTask, default_bb_task
 from sinkjax.active_dormant.bb_training import BBEvalBatch, bb_train_task, make_eval_batch
-from sinkjax.active_dormant.corpus_stats import count_chars
+from sinkjax.active_dormant.corpus_stats import SHIPPED_COUNTS, count_chars, shipped_counts_path
 from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer, TransformerConfig
 from sinkjax.optim import OptimizerConfig
@@ -180,11 +180,22 @@ class TrainedBB:
         return self.result.metrics[name][:, -1]
 
 
-def load_task(corpus: pathlib.Path | None) -> BBTask:
-    """The BB task from the shipped tiny-Shakespeare counts, or from `corpus` if given."""
-    if corpus is None:
-        return default_bb_task()
-    return BBTask.from_counts(count_chars(corpus.read_text()))
+def load_task(ctx: RunContext) -> BBTask:
+    """The BB task from the shipped tiny-Shakespeare counts, or from the `--corpus` file
+    (`ctx.corpus`) if given; the data it read is noted in `ctx.corpora`."""
+    if ctx.corpus is None:
+        data = shipped_counts_path().read_bytes()
+        source = f"shipped bigram counts ({SHIPPED_COUNTS}, derived from tiny Shakespeare)"
+        task = default_bb_task()
+    else:
+        data = ctx.corpus.read_bytes()
+        source, task = str(ctx.corpus), BBTask.from_counts(count_chars(ctx.corpus.read_text()))
+    ctx.corpora["bigram counts"] = {
+        "source": source,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+    return task
 
 
 def train_bb(
@@ -203,7 +214,7 @@ def train_bb(
             `cfg.n_layers`-block model; every variant is trained with every seed, all in one
             compiled program (the variants are sub-layer gates, see `Interventions.architecture`).
     """
-    task = load_task(ctx.corpus)
+    task = load_task(ctx)
     model_cfg = cfg.model_config(task.vocab_size)
     eval_batch = make_eval_batch(task, cfg.eval_batch_size, cfg.seq_len, with_bos=cfg.with_bos)
     seeds, gates = cfg.seeds, None

@@ -2,12 +2,13 @@
 
 The paper's Llama-2 and OLMo results (Sec. 3) need weights we cannot download (active_dormant.md,
 the note after E12), so the same probes run on a GPT-style model we train ourselves on a mix of
-prose (tiny Shakespeare) and code (Python source from the running interpreter's standard
-library), every window starting with `<s>`. Along training, on fixed held-out batches of each
-domain, we probe the attention on position 0 per layer and head (Attn_<s>, spec C, over queries
-n >= 1), the sink logit, ||W_O v|| of position 0 against the other positions, and the residual
-norm of position 0 against the other positions. After training, every head is zero-ablated (one
-vmapped call) and the change in cross-entropy is measured on prose and on code.
+prose (the docstrings of the running interpreter's standard library, or `--prose PATH`, e.g. tiny
+Shakespeare) and code (Python source of other stdlib files), every window starting with `<s>`. Along
+training, on fixed held-out batches of each domain, we probe the attention on position 0 per layer
+and head (Attn_<s>, spec C, over queries n >= 1), the sink logit, ||W_O v|| of position 0 against
+the other positions, and the residual norm of position 0 against the other positions. After
+training, every head is zero-ablated (one vmapped call) and the change in cross-entropy is measured
+on prose and on code.
 
 The claims are the paper's Sec. 3 predictions, read onto the stand-in (see `CLAIMS`): a sink on
 `<s>` in most heads of layers >= 1, a head active on one domain and dormant on the other, the
@@ -147,7 +148,10 @@ class CharLMConfig:
     n_heads: int = 8
     # Probability that a training window is code (else prose).
     code_fraction: float = 0.5
-    # Bytes of stdlib Python source to take (tiny Shakespeare is 1.1 MB).
+    # Bytes of prose to take (--prose, else the stdlib docstrings: about 0.7 MB beside 1 MB of
+    # code on Python 3.11; tiny Shakespeare is 1.1 MB).
+    max_prose_bytes: int = 1_200_000
+    # Bytes of stdlib Python source to take.
     max_code_bytes: int = 1_000_000
     # Held-out windows per domain in the fixed evaluation batch.
     eval_batch_size: int = 64
@@ -166,6 +170,7 @@ class CharLMConfig:
             "d_model",
             "n_layers",
             "n_heads",
+            "max_prose_bytes",
             "max_code_bytes",
             "eval_batch_size",
             "chunk_size",
@@ -207,6 +212,7 @@ PRESETS = {
         d_model=32,
         n_layers=2,
         n_heads=2,
+        max_prose_bytes=50_000,
         max_code_bytes=50_000,
         eval_batch_size=8,
         chunk_size=15,
@@ -252,10 +258,14 @@ def train_char_lm(cfg: CharLMConfig, ctx: RunContext, label: str = "char-lm") ->
     """
     try:
         corpus = load_char_corpus(
-            ctx.corpus, max_code_bytes=cfg.max_code_bytes, seq_len=cfg.seq_len
+            ctx.prose,
+            max_prose_bytes=cfg.max_prose_bytes,
+            max_code_bytes=cfg.max_code_bytes,
+            seq_len=cfg.seq_len,
         )
     except (FileNotFoundError, ValueError) as err:
         raise UsageError(str(err)) from None
+    ctx.corpora.update(corpus.texts)
     eval_batch = make_eval_batch(corpus, cfg.eval_batch_size, cfg.seq_len)
     task, graphdef = charlm_train_task(
         cfg.model_config(),
@@ -384,13 +394,9 @@ def measure(
     return measured, {"value_drain_ratio": drain, "active_dormant_head": heads}
 
 
-def _observations(
-    cfg: CharLMConfig,
-    curves: dict[str, np.ndarray],
-    delta: np.ndarray,
-    details: dict,
-) -> list[Observation]:
-    """What the run shows beyond the paper's predictions (final model, per seed)."""
+def _heads_per_seed(cfg: CharLMConfig, delta: np.ndarray, details: dict) -> tuple[dict, dict]:
+    """(seed -> the head the domain claim tests, seed -> the head whose ablation is the most
+    asymmetric with its CE change per domain), from the (S, L, H, D) ablation deltas."""
     candidates = {
         str(seed): {"layer": layer, "head": head, "dormant_on": DOMAINS[dormant]}
         for seed, (layer, head, dormant) in zip(
@@ -405,6 +411,17 @@ def _observations(
             "head": head,
             "delta_ce": dict(zip(DOMAINS, d[layer, head].tolist(), strict=True)),
         }
+    return candidates, asymmetric
+
+
+def _observations(
+    cfg: CharLMConfig,
+    curves: dict[str, np.ndarray],
+    delta: np.ndarray,
+    details: dict,
+) -> list[Observation]:
+    """What the run shows beyond the paper's predictions (final model, per seed)."""
+    candidates, asymmetric = _heads_per_seed(cfg, delta, details)
     return [
         Observation(
             "final-cross-entropy",
@@ -554,7 +571,6 @@ def run(cfg: CharLMConfig, ctx: RunContext) -> Outcome:
         "ablation_base_ce": base,
         "ablation_delta_ce": delta,
         **details,
-        "prose_path": str(trained.corpus.prose_path),
         "code_files": len(trained.corpus.code_files),
         "train_bytes": {d: len(t) for d, t in trained.corpus.train.items()},
         "data_sha256": trained.corpus.digest(),

@@ -234,7 +234,7 @@ def _figure(fits: dict, curves: dict, flow: tuple, ctx: RunContext) -> str:
 
 
 def run(cfg: SimplifiedAdamConfig, ctx: RunContext) -> Outcome:
-    task = load_task(ctx.corpus)
+    task = load_task(ctx)
     code = train_code_model(cfg.code_model(), task, ctx)
     transformer = train_bb(cfg.transformer, ctx, TRANSFORMER_LABEL)
     d5 = {k: v[0] for k, v in code.metrics.items()}

@@ -388,10 +388,9 @@ def _log_spaced_indices(n: int, count: int = 30) -> np.ndarray:
     return np.unique(np.round(np.geomspace(1, n - 1, count)).astype(int))
 
 
-def _figures(
-    ctx, cfg, law: theory.AlphaLaw, drain: theory.ValueDrain, random_run, bb_run, code
-) -> list[str]:
-    figures = []
+def _alpha_law_figure(ctx: RunContext, law: theory.AlphaLaw) -> str:
+    """alpha_v(t) - (1/2) log t along the alpha flow (beta = 0), one line per token v against
+    its predicted limit (1/2) log(2 pi_v Var_{p_v}(phi)) (dashed); returns the file name."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for v in range(law.offset.shape[1]):
         (line,) = ax.plot(law.flow.ts, law.offset[:, v], label=f"v={v}")
@@ -401,8 +400,13 @@ def _figures(
     ax.set_ylabel("alpha_v(t) - log(t)/2")
     ax.set_title("alpha law (beta = 0): dashed = (1/2) log(2 pi_v Var_{p_v}(phi))", fontsize=10)
     ax.legend(fontsize=7, ncol=3)
-    figures.append(ctx.save_figure(fig, "alpha_law"))
+    return ctx.save_figure(fig, "alpha_law")
 
+
+def _beta_drain_figure(ctx: RunContext, cfg: Theorem3Config, drain: theory.ValueDrain) -> str:
+    """The beta-flow at fixed alpha = `cfg.beta_flow_alpha` against flow time t: every beta_k
+    with the corrected (dashed) and the paper's (dotted) limit, and max_k |beta_k(t) - limit_k|
+    for both limits beside the predicted miss e^-alpha mean(phi); returns the file name."""
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
     ts = drain.flow.ts
     for k in range(drain.flow.beta.shape[1]):
@@ -424,9 +428,16 @@ def _figures(
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("t")
-    figures.append(ctx.save_figure(fig, "beta_drain"))
+    return ctx.save_figure(fig, "beta_drain")
 
-    run = random_run
+
+def _gd_vs_flow_figure(
+    ctx: RunContext, cfg: Theorem3Config, run: FlowComparison, bb_run: FlowComparison
+) -> str:
+    """GD (dots) and Adam (dashed) on the D.1 loss against the joint flow (line) at
+    t = step x eta on the spec D.4 problem (`run`): alpha, beta and the excess loss; and the
+    relative trajectory error of GD there and on the BB statistics (`bb_run`); returns the
+    file name."""
     x = np.maximum(run.ts, run.ts[1])  # step 0 drawn at t = eta on the log axis
     dots = _log_spaced_indices(len(x))
     fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
@@ -454,8 +465,13 @@ def _figures(
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel(f"t = step x {cfg.learning_rate:g} (Adam: same step)")
-    figures.append(ctx.save_figure(fig, "gd_vs_flow"))
+    return ctx.save_figure(fig, "gd_vs_flow")
 
+
+def _code_model_figure(ctx: RunContext, code: TrainResult) -> str:
+    """The D.5 code model's first run under AdamW against the step: its sink logits, the
+    value norm ||W_O beta|| and the attention sink with the excess risks; returns the file
+    name."""
     m = {k: v[0] for k, v in code.metrics.items()}
     fig, axes = plt.subplots(1, 3, figsize=(18, 4.2))
     plotting.curves_panel(
@@ -481,8 +497,20 @@ def _figures(
         },
         title="attention sink and excess risks",
     )
-    figures.append(ctx.save_figure(fig, "code_model"))
-    return figures
+    return ctx.save_figure(fig, "code_model")
+
+
+def _figures(
+    ctx, cfg, law: theory.AlphaLaw, drain: theory.ValueDrain, random_run, bb_run, code
+) -> list[str]:
+    """The experiment's four figures, drawn and saved in `ctx`'s run folder: the alpha law,
+    the value drain, GD and Adam against the flow, and the D.5 code model; their file names."""
+    return [
+        _alpha_law_figure(ctx, law),
+        _beta_drain_figure(ctx, cfg, drain),
+        _gd_vs_flow_figure(ctx, cfg, random_run, bb_run),
+        _code_model_figure(ctx, code),
+    ]
 
 
 def run(cfg: Theorem3Config, ctx: RunContext) -> Outcome:
@@ -493,7 +521,7 @@ def run(cfg: Theorem3Config, ctx: RunContext) -> Outcome:
     gradient_miss = theory.gradient_check(
         problem, seed=cfg.problem_seed + 3, n_points=N_GRADIENT_POINTS
     )
-    task = load_task(ctx.corpus)
+    task = load_task(ctx)
     random_run = gd_vs_flow(problem, cfg, seed=cfg.problem_seed + 1)
     bb_run = gd_vs_flow(bb_problem(task, cfg.bb_context_len), cfg, seed=cfg.problem_seed + 1)
     code = train_code_model(cfg.code_model(), task, ctx)

@@ -1,10 +1,10 @@
 """Shared set-up of the chain RL experiments (spec §1.3, §2.1, §3.6): settings, training, curves.
 
-Every run trains the code's one-layer policy (A and V both trained from N(0, 1e-16), no
-self-mask) with REINFORCE, a batch-mean baseline and Adam (`sinkjax.cot_rl.rl.train_rl`), one run per
-seed, vmapped. A run setting fixes how one attention kind is trained (the code's values differ
-between linear and softmax); the experiment configs subclass `ChainExperimentConfig`, whose
-top-level `learning_rate` and `n_seeds` the command line can override.
+Every run trains the code's one-layer policy (A and V both trained from N(0, 1e-16), no self-mask)
+with REINFORCE, a batch-mean baseline and Adam (`sinkjax.cot_rl.rl.train_rl`), one run per seed,
+vmapped. A run setting fixes how one attention kind is trained (the code's values differ between
+linear and softmax); the experiment configs subclass `ChainExperimentConfig`. Every field, those
+of the run settings too (`--linear.steps`), is a command-line flag.
 """
 
 import dataclasses

@@ -2,8 +2,8 @@
 
 The trained model is the symmetric (theory) policy of `sinkjax.cot_rl.policy`: one layer
 of linear attention, V fixed to the edge incidence matrix, A = sum_j theta_j 1[class j] with
-params {"theta": (3,)} = (alpha, beta, gamma), trained by `sinkjax.cot_rl.rl.train_rl` (REINFORCE with
-a batch-mean baseline, `optimizer="sgd"`, one step per epoch, S seeds vmapped).
+params {"theta": (3,)} = (alpha, beta, gamma), trained by `sinkjax.cot_rl.rl.train_rl`
+(REINFORCE with a batch-mean baseline, `optimizer="sgd"`, one step per epoch, S seeds vmapped).
 
 Which flow. `train_rl` differentiates the surrogate with respect to theta itself, and
 dA/dtheta_j is the class-j indicator, so its gradient is the class-summed gradient
@@ -12,8 +12,8 @@ follows (G1) d theta / dt = -grad L. (G2), the full-matrix flow on A (each entry
 class total / the class size), would be the flow of training the (N, C) matrix A itself.
 
 Time map. The batch-mean baseline over b rollouts makes the expected gradient (1 - 1/b) grad L
-(`sinkjax.cot_rl.rl`), so SGD step k sits at flow time t_k = eta (1 - 1/b) k. The reduced loss uses the
-run's n, temperature tau, self-mask and horizon H = max_new_tokens = n + 1 (the code's training
+(`sinkjax.cot_rl.rl`), so SGD step k sits at flow time t_k = eta (1 - 1/b) k. The reduced loss uses
+the run's n, temperature tau, self-mask and horizon H = max_new_tokens = n + 1 (the code's training
 horizon), and the task's law of the number of steps (Unif{1..n-1}).
 
 Tolerance. The S seeds are S independent SGD paths. At C checkpoints the seed mean of each

@@ -46,7 +46,7 @@ class RunContext:
             experiment's `training_plan`).
         placements: label -> the devices and mesh a run trained on (`Placement.describe`).
         corpora: name -> where the data the experiment read came from (`source`), its size
-            (`bytes`) and its `sha256`, filled by `note_corpus`; written to the record.
+            (`bytes`) and its `sha256`, filled by the experiment; written to the record.
     """
 
     out_dir: pathlib.Path
@@ -58,14 +58,6 @@ class RunContext:
     opened: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     placements: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
     corpora: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-
-    def note_corpus(self, name: str, source: str, data: bytes) -> None:
-        """Record that the experiment read `data` (the exact bytes) from `source` as `name`."""
-        self.corpora[name] = {
-            "source": source,
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        }
 
     @property
     def checkpoint_dir(self) -> pathlib.Path:

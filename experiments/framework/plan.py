@@ -8,7 +8,9 @@ kind nearest in `PlannedRun.flops_per_step`, scaled by the ratio of the two. A d
 without a calibration gets steps only.
 
 The expected wall time divides each run's device-seconds by the devices its mesh uses
-(`sinkjax.sharding.mesh_shape`): ideal scaling, an upper bound on speed.
+(`sinkjax.sharding.mesh_shape`): ideal scaling, an upper bound on speed. Where an earlier main
+job at the same preset left records under the output folder, each experiment's last wall time
+(training, restores and analysis) is shown too (`last_wall_times`).
 """
 
 import dataclasses
@@ -21,6 +23,7 @@ from typing import Any
 
 from experiments.framework.experiment import Experiment
 from experiments.framework.planning import PlannedRun
+from experiments.framework.runner import RECORD_NAME
 from sinkjax.sharding import mesh_shape, training_devices
 
 CALIBRATION_DIR = pathlib.Path(__file__).parent / "calibration"
@@ -52,6 +55,23 @@ def seconds_per_step(
         return None, "uncalibrated"
     nearest = min(same_kind, key=lambda m: abs(math.log(m["flops_per_step"] / run.flops_per_step)))
     return nearest["seconds_per_step"] * run.flops_per_step / nearest["flops_per_step"], "estimated"
+
+
+def last_wall_times(
+    experiments: Mapping[str, Experiment], out_root: pathlib.Path | None, preset: str
+) -> dict[str, float]:
+    """Experiment name -> `wall_time_s` of its record under `out_root` written at `preset`, for
+    the experiments that have one (a record of another preset, or none, is left out)."""
+    if out_root is None:
+        return {}
+    found = {}
+    for name in experiments:
+        path = out_root / name / RECORD_NAME
+        if path.is_file():
+            record = json.loads(path.read_text())
+            if record.get("preset") == preset:
+                found[name] = float(record["wall_time_s"])
+    return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,11 +115,16 @@ class Plan:
     lines: tuple[PlanLine, ...]
     # Experiments that train nothing, or only restore runs others train.
     without_training: tuple[str, ...]
+    # Experiment -> wall seconds of its last record at this preset (`last_wall_times`).
+    last_wall_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
-def make_plan(experiments: Mapping[str, Experiment], preset: str) -> Plan:
+def make_plan(
+    experiments: Mapping[str, Experiment], preset: str, out_root: pathlib.Path | None = None
+) -> Plan:
     """The plan of every experiment of `experiments` at `preset` on the devices training may
-    use (`sinkjax.sharding.training_devices`: all, or the first `--devices`)."""
+    use (`sinkjax.sharding.training_devices`: all, or the first `--devices`), with the wall
+    times of the records an earlier main job left under `out_root`."""
     devices = training_devices()
     device_kind = devices[0].device_kind
     calibration = load_calibration(device_kind)
@@ -118,7 +143,15 @@ def make_plan(experiments: Mapping[str, Experiment], preset: str) -> Plan:
         lines.append(PlanLine(name, run, tuple(users.get(key, ())), seconds, how, mesh))
     training = {line.experiment for line in lines}
     without = tuple(name for name in experiments if name not in training)
-    return Plan(preset, device_kind, n_devices, calibration is not None, tuple(lines), without)
+    return Plan(
+        preset,
+        device_kind,
+        n_devices,
+        calibration is not None,
+        tuple(lines),
+        without,
+        last_wall_times(experiments, out_root, preset),
+    )
 
 
 def _duration(seconds: float | None) -> str:
@@ -159,5 +192,11 @@ def format_plan(plan: Plan) -> str:
         rows.append(
             f"no calibration for {plan.device_kind!r} (or for some kinds): run "
             "`python bench/calibrate_plan.py` on this machine to time its steps"
+        )
+    if plan.last_wall_s:
+        last = ", ".join(f"{name} {_duration(s)}" for name, s in plan.last_wall_s.items())
+        rows.append(
+            f"last records at {plan.preset} ({len(plan.last_wall_s)} experiments, "
+            f"{_duration(sum(plan.last_wall_s.values()))} in all, one after another): {last}"
         )
     return "\n".join(rows)

@@ -29,11 +29,12 @@ from typing import Any
 
 import jax
 
+from experiments.framework.config_flags import resolve_config
 from experiments.framework.experiment import Experiment
+from experiments.framework.plan import last_wall_times
 from experiments.framework.runner import (
     RECORD_NAME,
     UsageError,
-    resolve_config,
     run_experiment,
     versions,
 )
@@ -80,19 +81,25 @@ def default_jobs() -> int:
     return min(2, os.cpu_count() or 1)
 
 
-def schedule(experiments: Mapping[str, Experiment], preset: str) -> list[list[str]]:
-    """The experiments as groups that share training runs, the most training first.
+def schedule(
+    experiments: Mapping[str, Experiment],
+    preset: str,
+    last_wall_s: Mapping[str, float] | None = None,
+) -> list[list[str]]:
+    """The experiments as groups that share training runs, the longest first.
 
     Two experiments are in one group when their `training_plan`s at `preset` share a run
     (equal `share_key`), directly or through others; a group keeps the order of
-    `experiments` (the registry lists a shared run's trainer first).
+    `experiments` (the registry lists a shared run's trainer first). A group's length is the
+    sum of its experiments' wall times in their last records (`plan.last_wall_times`) when
+    every experiment has one, else of their planned training FLOPs.
     """
     group_of = {name: {name} for name in experiments}
     owner: dict[str, str] = {}
-    work = dict.fromkeys(experiments, 0.0)
+    flops = dict.fromkeys(experiments, 0.0)
     for name, experiment in experiments.items():
         for run in experiment.training_plan(experiment.presets[preset]):
-            work[name] += run.flops_per_step * run.steps
+            flops[name] += run.flops_per_step * run.steps
             other = owner.setdefault(run.share_key, name)
             if group_of[other] is not group_of[name]:
                 merged = group_of[other] | group_of[name]
@@ -103,6 +110,8 @@ def schedule(experiments: Mapping[str, Experiment], preset: str) -> list[list[st
         if name not in seen:
             seen |= group_of[name]
             groups.append([n for n in experiments if n in group_of[name]])
+    timed = last_wall_s is not None and set(experiments) <= set(last_wall_s)
+    work = last_wall_s if timed else flops
     # sorted() is stable: groups of equal work keep the registry's order.
     return sorted(groups, key=lambda group: -sum(work[n] for n in group))
 
@@ -209,7 +218,8 @@ def reproduce(
     interrupted training runs from their checkpoints.
     """
     position = {name: i for i, name in enumerate(experiments, 1)}
-    groups = schedule(experiments, settings.preset)
+    last = last_wall_times(experiments, settings.out_root, settings.preset)
+    groups = schedule(experiments, settings.preset, last)
     finished = Finished()
     if jobs == 1 or len(groups) == 1:
         for group in groups:

@@ -15,7 +15,7 @@ from typing import Any
 
 import jax
 
-from experiments.framework.experiment import PRESETS, Experiment, Outcome, RunContext
+from experiments.framework.experiment import Experiment, Outcome, RunContext
 from sinkjax.distributed import is_writer
 from sinkjax.sharding import requested_devices
 
@@ -31,43 +31,6 @@ RUN_STORE_NAME = "trained-runs"
 
 class UsageError(Exception):
     """Bad user input; the message is one line that names the fix (exit code 2)."""
-
-
-def resolve_config(
-    experiment: Experiment,
-    preset: str,
-    *,
-    steps: int | None = None,
-    learning_rate: float | None = None,
-    n_seeds: int | None = None,
-    batch_size: int | None = None,
-    checkpoint: str | None = None,
-    matmul_precision: str | None = None,
-) -> Any:
-    """The preset's config with the command-line overrides applied and validated."""
-    if preset not in experiment.presets:
-        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    cfg = experiment.presets[preset]
-    fields = {f.name for f in dataclasses.fields(cfg)}
-    overrides = {}
-    requested = {
-        "steps": steps,
-        "learning_rate": learning_rate,
-        "n_seeds": n_seeds,
-        "batch_size": batch_size,
-        "checkpoint": checkpoint,
-        "matmul_precision": matmul_precision,
-    }
-    for name, value in requested.items():
-        if value is None:
-            continue
-        if name not in fields:
-            raise UsageError(f"experiment {experiment.name!r} has no {name} to override")
-        overrides[name] = value
-    try:
-        return dataclasses.replace(cfg, **overrides)
-    except ValueError as err:
-        raise UsageError(str(err)) from None
 
 
 def prepare_out_dir(path: str | pathlib.Path) -> pathlib.Path:

@@ -11,6 +11,7 @@ from flax import nnx
 from experiments.framework.claims import Above
 from experiments.framework.experiment import RunContext
 from experiments.framework.planning import PlannedRun
+from experiments.framework.runner import UsageError
 from experiments.framework.stored_training import train_stored, training_schedule
 from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer, TransformerConfig
@@ -71,6 +72,7 @@ class TextRunConfig:
     chunk_size: int = 250
     n_log_evals: int = 20
     n_linear_evals: int = 20
+    # Seeds trained together (vmapped): base_seed, base_seed + 1, ...
     n_seeds: int = 1
     base_seed: int = 0
 
@@ -200,9 +202,18 @@ def _corpus(prose_path) -> TextCorpus:
 
 
 def load_corpus(ctx: RunContext) -> TextCorpus:
-    """Prose (`--corpus`, else tiny Shakespeare, else stdlib docstrings), code and math, loaded
-    once per process."""
-    return _corpus(ctx.corpus)
+    """Prose (`--prose`, else the stdlib docstrings), code and math, loaded once per process,
+    and noted in the experiment's record (`ctx.corpora`).
+
+    Raises:
+        UsageError: the --prose file is missing (one line, exit 2).
+    """
+    try:
+        corpus = _corpus(ctx.prose)
+    except FileNotFoundError as err:
+        raise UsageError(str(err)) from None
+    ctx.corpora.update(corpus.texts)
+    return corpus
 
 
 def text_run_task(

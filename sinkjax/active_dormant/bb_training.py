@@ -12,7 +12,7 @@ from sinkjax import probes
 from sinkjax.active_dormant.bb import BBTask, is_trigger, oracle_distribution, sample_bb
 from sinkjax.active_dormant.simplified_model import CodeSimpleModel
 from sinkjax.interventions import Interventions
-from sinkjax.models import ModelTrace, Transformer, TransformerConfig
+from sinkjax.models import AttentionTrace, ModelTrace, Transformer, TransformerConfig
 from sinkjax.sharding import shard_batch
 from sinkjax.train import TrainTask
 
@@ -67,6 +67,63 @@ def sink_type_mask(task: BBTask) -> Bool[Array, " V"]:
     return ~task.trigger_mask & (types != task.bos) & (types < task.bos)
 
 
+# The (L, H) attention metrics of `bb_metrics`, one row per block (NaN without attention).
+_ATTENTION_METRICS = (
+    "attn_sink",
+    "attn_sink_later",
+    "sink_logit",
+    "sink_logit_q10",
+    "sink_logit_q90",
+    "value_norm_sink",
+    "value_norm_sink_pre",
+)
+
+
+def _risk_metrics(
+    logits: Float[Array, "B N V"], batch: BBEvalBatch, bigram: Bool[Array, "B N"]
+) -> dict[str, Float[Array, ""]]:
+    """Scalar risks (nats per token) against the oracles on the evaluation batch: the mean
+    cross-entropy at backcopy (`backcopy_risk`) and bigram (`bigram_risk`, `bigram` the mask of
+    its positions) positions, and their excess over the Bayes risk (`backcopy_excess`,
+    `bigram_excess`, and `bigram_excess_corrected` against the true oracle)."""
+    risk = probes.oracle_cross_entropy(logits, batch.oracle)
+    risk_corrected = probes.oracle_cross_entropy(logits, batch.oracle_corrected)
+    metrics = {
+        "backcopy_risk": probes.masked_mean(risk, batch.trigger),
+        "bigram_risk": probes.masked_mean(risk, bigram),
+    }
+    metrics["backcopy_excess"] = metrics["backcopy_risk"]  # the backcopy Bayes risk is 0
+    metrics["bigram_excess"] = metrics["bigram_risk"] - batch.bayes_bigram
+    metrics["bigram_excess_corrected"] = (
+        probes.masked_mean(risk_corrected, bigram) - batch.bayes_bigram_corrected
+    )
+    return metrics
+
+
+def _attention_metrics(
+    attn: AttentionTrace,
+    inputs: Int[Array, "B N"],
+    type_mask: Bool[Array, " V"],
+    bigram: Bool[Array, "B N"],
+    later: Bool[Array, "B N"],
+) -> dict[str, Float[Array, " H"]]:
+    """The `_ATTENTION_METRICS` of one block's attention, each (H,): attention on <s> of the
+    bigram queries (`later`: those at n >= 1), the sink logit's mean and 10%/90% quantiles
+    over the `type_mask` token types of `inputs` (B, N), and the norms of <s>'s value after
+    and before W_O."""
+    logit = probes.sink_logit(attn.logits, inputs, type_mask)
+    wov, v = probes.first_value_norms(attn)
+    return {
+        "attn_sink": probes.attention_to_first(attn.weights, bigram),
+        "attn_sink_later": probes.attention_to_first(attn.weights, later),
+        "sink_logit": logit.mean,
+        "sink_logit_q10": logit.q10,
+        "sink_logit_q90": logit.q90,
+        "value_norm_sink": wov,
+        "value_norm_sink_pre": v,
+    }
+
+
 def bb_metrics(
     logits: Float[Array, "B N V"],
     trace: ModelTrace,
@@ -85,21 +142,9 @@ def bb_metrics(
     `resid_norm_sink` and `resid_norm_sink_recentred` (block outputs).
     """
     bigram = ~batch.trigger
-    risk = probes.oracle_cross_entropy(logits, batch.oracle)
-    risk_corrected = probes.oracle_cross_entropy(logits, batch.oracle_corrected)
-    metrics = {
-        "backcopy_risk": probes.masked_mean(risk, batch.trigger),
-        "bigram_risk": probes.masked_mean(risk, bigram),
-    }
-    metrics["backcopy_excess"] = metrics["backcopy_risk"]  # the backcopy Bayes risk is 0
-    metrics["bigram_excess"] = metrics["bigram_risk"] - batch.bayes_bigram
-    metrics["bigram_excess_corrected"] = (
-        probes.masked_mean(risk_corrected, bigram) - batch.bayes_bigram_corrected
-    )
+    metrics = _risk_metrics(logits, batch, bigram)
     later = bigram.at[:, 0].set(False)  # queries n >= 1: A[0, 0] is not a choice of key
-    per_layer = {k: [] for k in ("attn_sink", "attn_sink_later", "sink_logit", "sink_logit_q10")}
-    per_layer["sink_logit_q90"] = []
-    per_layer |= {"value_norm_sink": [], "value_norm_sink_pre": []}
+    per_layer = {k: [] for k in _ATTENTION_METRICS}
     resid, resid_recentred = [], []
     for layer in trace.layers:
         if layer.attn is None:
@@ -107,17 +152,9 @@ def bb_metrics(
             for values in per_layer.values():
                 values.append(jnp.full((n_heads,), jnp.nan))
         else:
-            logit = probes.sink_logit(layer.attn.logits, batch.inputs, type_mask)
-            wov, v = probes.first_value_norms(layer.attn)
-            per_layer["attn_sink"].append(probes.attention_to_first(layer.attn.weights, bigram))
-            per_layer["attn_sink_later"].append(
-                probes.attention_to_first(layer.attn.weights, later)
-            )
-            per_layer["sink_logit"].append(logit.mean)
-            per_layer["sink_logit_q10"].append(logit.q10)
-            per_layer["sink_logit_q90"].append(logit.q90)
-            per_layer["value_norm_sink"].append(wov)
-            per_layer["value_norm_sink_pre"].append(v)
+            layer_metrics = _attention_metrics(layer.attn, batch.inputs, type_mask, bigram, later)
+            for k, value in layer_metrics.items():
+                per_layer[k].append(value)
         raw, recentred = probes.first_residual_norm(layer.resid_post)
         resid.append(raw)
         resid_recentred.append(recentred)

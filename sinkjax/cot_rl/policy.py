@@ -39,7 +39,7 @@ So the prefix enters the logits only through
     or `summary_logits_batched` for a batch).
 A step costs O(N^2) (one (N,) x (N, N) product) whatever the prefix length, and because the step
 logits are a closed form of (prompt summary, u, counts) they can also be evaluated for all steps
-of sampled trajectories at once (teacher forcing), which is how `chain_rollouts.rollout`
+of sampled trajectories at once (teacher forcing), which is how `rollouts.rollout`
 differentiates the log-probs of its samples.
 
 Masking the current vertex (`mask_current`) sets its logit to -inf, which forbids self-repeats

@@ -27,13 +27,14 @@ import dataclasses
 import functools
 import json
 import time
+from collections.abc import Callable
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jaxtyping import Array, Float, PRNGKeyArray, PyTree
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, PyTree
 from tqdm.auto import tqdm
 
 from sinkjax.checkpoints import Checkpointer
@@ -42,7 +43,7 @@ from sinkjax.cot_rl.policy import ChainPolicyConfig, Params, init_policy_params
 from sinkjax.cot_rl.rollouts import Rollout, rollout, rollout_metrics
 from sinkjax.optim import OptimizerConfig, make_optimizer
 from sinkjax.sharding import ONE_DEVICE, Placement, shard_batch, to_default_device, to_host
-from sinkjax.train import TrainingDiverged
+from sinkjax.train import chunk_progress, raise_if_diverged, restore_latest, seed_streams
 
 VAL_METRICS = ("accuracy", "accuracy_code_quirk", "chain_traverse", "chain_traverse_code_quirk")
 TRAIN_METRICS = ("loss", "reward", "accuracy_code_quirk")
@@ -219,13 +220,6 @@ _evaluate_seeds = jax.jit(
 )
 
 
-def _seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray, PRNGKeyArray]:
-    """(S,) init, data and validation keys; init and data as in `sinkjax.train`."""
-    roots = jax.vmap(jax.random.key)(jnp.asarray(seeds, jnp.uint32))
-    fold = jax.vmap(jax.random.fold_in, (0, None))
-    return fold(roots, 0), fold(roots, 1), fold(roots, 2)
-
-
 def _check_setup(policy: ChainPolicyConfig, train_task: ChainTask, val_task: ChainTask) -> None:
     for name, task in (("train_task", train_task), ("val_task", val_task)):
         if task.n_vertices != policy.n_vertices:
@@ -233,6 +227,150 @@ def _check_setup(policy: ChainPolicyConfig, train_task: ChainTask, val_task: Cha
                 f"{name} has {task.n_vertices} vertex labels but the policy {policy.n_vertices}; "
                 "give every task the policy's n_vertices (add isolated vertices)"
             )
+
+
+def _train_epoch(
+    params: Params,
+    opt_state: optax.OptState,
+    stopped: Bool[Array, ""],
+    data_key: PRNGKeyArray,
+    epoch: Int[Array, ""],
+    tx: optax.GradientTransformation,
+    policy: ChainPolicyConfig,
+    task: ChainTask,
+    cfg: RLConfig,
+    horizon: int,
+) -> tuple[Params, optax.OptState, dict[str, Array]]:
+    """The `cfg.epoch_steps` REINFORCE steps of epoch `epoch` of one seed, by `lax.scan`.
+
+    Args:
+        params, opt_state: the seed's parameters and optimiser state.
+        stopped: the seed has stopped early: its state is left unchanged.
+        data_key: the seed's data key; global step s draws from fold_in(data_key, s).
+        epoch: the epoch (0-based); its steps are epoch * epoch_steps + i.
+        tx: the optimiser; task, policy: the training rollouts'; horizon: their H.
+
+    Returns:
+        (params, opt_state, stats): `reinforce_gradient`'s stats with a leading
+        (epoch_steps,) axis.
+    """
+
+    def step(carry, i):
+        params, opt_state = carry
+        key = jax.random.fold_in(data_key, epoch * cfg.epoch_steps + i)
+        grads, stats = reinforce_gradient(
+            params, key, task, policy, cfg.batch_size, cfg.n_microbatches, horizon
+        )
+        updates, new_opt_state = tx.update(grads, opt_state, params)
+        new = (optax.apply_updates(params, updates), new_opt_state)
+        carry = jax.tree.map(lambda old, upd: jnp.where(stopped, old, upd), carry, new)
+        return carry, stats
+
+    (params, opt_state), stats = jax.lax.scan(
+        step, (params, opt_state), jnp.arange(cfg.epoch_steps)
+    )
+    return params, opt_state, stats
+
+
+def _epoch_metrics(
+    params: Params,
+    stats: dict[str, Array],
+    val: dict[str, Float[Array, ""]],
+    policy: ChainPolicyConfig,
+    cfg: RLConfig,
+) -> tuple[dict[str, Array], Bool[Array, ""]]:
+    """One seed's history entries of an epoch, and whether it stops early after it.
+
+    Args:
+        params: the seed's parameters after the epoch.
+        stats: `reinforce_gradient`'s stats of the epoch's steps, each (epoch_steps,).
+        val: `evaluate_greedy`'s metrics on the validation set after the epoch.
+
+    Returns:
+        (metrics, done): the column of every history entry ("val_<m>", "train_<m>", and
+        "theta" (3,) for the symmetric policy); whether `cfg.early_stop`'s criterion holds.
+    """
+    correct, with_sink = jnp.sum(stats["correct"]), jnp.sum(stats["with_sink"])
+    n_rollouts = cfg.epoch_steps * cfg.batch_size
+    metrics = {f"val_{m}": val[m] for m in VAL_METRICS}
+    metrics["train_loss"] = jnp.mean(stats["loss"])
+    metrics["train_reward"] = correct / n_rollouts
+    metrics["train_accuracy_code_quirk"] = correct / jnp.maximum(with_sink, 1)
+    if policy.parameterization == "symmetric":
+        metrics["theta"] = params["theta"]
+    if cfg.early_stop == "code_quirk":  # the quirk accuracies are 0 when no sink is emitted
+        train_ok = (correct == with_sink) & (with_sink > 0)
+        val_ok = (val["accuracy_code_quirk"] >= 1.0) & (val["no_sink_rate"] < 1.0)
+    else:
+        train_ok, val_ok = correct == n_rollouts, val["accuracy"] >= 1.0
+    done = train_ok & val_ok & (cfg.early_stop != "off")
+    return metrics, done
+
+
+def _run_epoch(
+    seed_epoch: Callable[..., tuple],
+    state: tuple,
+    epoch: Int[Array, ""],
+    data_keys: PRNGKeyArray,
+    val_keys: PRNGKeyArray,
+    run_axis_name: str | None,
+) -> tuple[tuple, Float[Array, "S steps"]]:
+    """One epoch of every seed (`seed_epoch` vmapped over the seed axis), folded into the
+    chunk's state; seeds that stopped before it keep their state.
+
+    Args:
+        seed_epoch: (params, opt_state, stopped, data_key, val_key, epoch) -> (params,
+            opt_state, losses (epoch_steps,), metrics, done) of one seed.
+        state: (params, opt_state, stop_epoch (S,), history) before the epoch.
+        epoch: the epoch (0-based); its history column is epoch + 1.
+        data_keys, val_keys: (S,) keys; run_axis_name: the vmap's `spmd_axis_name`.
+
+    Returns:
+        ((params, opt_state, stop_epoch, history), losses (S, epoch_steps)): NaN history
+        entries and losses for the stopped seeds; stop_epoch = epoch + 1 for seeds done now.
+    """
+    params, opt_state, stop_epoch, history = state
+    stopped = stop_epoch >= 0
+    params, opt_state, losses, metrics, done = jax.vmap(
+        seed_epoch, in_axes=(0, 0, 0, 0, 0, None), spmd_axis_name=run_axis_name
+    )(params, opt_state, stopped, data_keys, val_keys, epoch)
+    history = {
+        k: v.at[:, epoch + 1].set(
+            jnp.where(stopped.reshape(-1, *[1] * (v.ndim - 2)), jnp.nan, metrics[k])
+        )
+        for k, v in history.items()
+    }
+    stop_epoch = jnp.where(~stopped & done, epoch + 1, stop_epoch)
+    losses = jnp.where(stopped[:, None], jnp.nan, losses)
+    return (params, opt_state, stop_epoch, history), losses
+
+
+def _scan_epochs(
+    run_epoch: Callable[[tuple, Int[Array, ""]], tuple],
+    state: tuple,
+    epoch0: Int[Array, ""],
+    cfg: RLConfig,
+) -> tuple[tuple, Float[Array, "S steps"]]:
+    """`cfg.epochs_per_chunk` epochs from `epoch0` by `lax.scan`; an epoch at or beyond
+    `cfg.epochs`, or after every seed stopped, leaves the state unchanged (NaN losses).
+
+    Args:
+        run_epoch: (state, epoch) -> (state, losses (S, epoch_steps)).
+        state: (params, opt_state, stop_epoch (S,), history).
+
+    Returns:
+        (state, losses (S, epochs_per_chunk * epoch_steps)).
+    """
+    n_seeds = len(cfg.seeds)
+
+    def body(state, j):
+        epoch = epoch0 + j
+        live = (epoch < cfg.epochs) & jnp.any(state[2] < 0)
+        skip_losses = jnp.full((n_seeds, cfg.epoch_steps), jnp.nan, jnp.float32)
+        return jax.lax.cond(live, lambda s: run_epoch(s, epoch), lambda s: (s, skip_losses), state)
+
+    state, losses = jax.lax.scan(body, state, jnp.arange(cfg.epochs_per_chunk))
+    return state, jnp.moveaxis(losses, 0, 1).reshape(n_seeds, -1)
 
 
 @functools.lru_cache(maxsize=8)
@@ -256,72 +394,24 @@ def chunk_program(
     tx = make_optimizer(cfg.optimizer_config())
     horizon = cfg.max_new_tokens or train_task.default_max_new_tokens
     val_horizon = cfg.val_max_new_tokens or horizon
-    n_seeds = len(cfg.seeds)
 
     def seed_epoch(params, opt_state, stopped, data_key, val_key, epoch):
-        def step(carry, i):
-            params, opt_state = carry
-            key = jax.random.fold_in(data_key, epoch * cfg.epoch_steps + i)
-            grads, stats = reinforce_gradient(
-                params, key, train_task, policy, cfg.batch_size, cfg.n_microbatches, horizon
-            )
-            updates, new_opt_state = tx.update(grads, opt_state, params)
-            new = (optax.apply_updates(params, updates), new_opt_state)
-            carry = jax.tree.map(lambda old, upd: jnp.where(stopped, old, upd), carry, new)
-            return carry, stats
-
-        (params, opt_state), stats = jax.lax.scan(
-            step, (params, opt_state), jnp.arange(cfg.epoch_steps)
+        params, opt_state, stats = _train_epoch(
+            params, opt_state, stopped, data_key, epoch, tx, policy, train_task, cfg, horizon
         )
         val = evaluate_greedy(params, val_key, val_task, policy, cfg.val_size, val_horizon)
-        correct, with_sink = jnp.sum(stats["correct"]), jnp.sum(stats["with_sink"])
-        n_rollouts = cfg.epoch_steps * cfg.batch_size
-        metrics = {f"val_{m}": val[m] for m in VAL_METRICS}
-        metrics["train_loss"] = jnp.mean(stats["loss"])
-        metrics["train_reward"] = correct / n_rollouts
-        metrics["train_accuracy_code_quirk"] = correct / jnp.maximum(with_sink, 1)
-        if policy.parameterization == "symmetric":
-            metrics["theta"] = params["theta"]
-        if cfg.early_stop == "code_quirk":  # the quirk accuracies are 0 when no sink is emitted
-            train_ok = (correct == with_sink) & (with_sink > 0)
-            val_ok = (val["accuracy_code_quirk"] >= 1.0) & (val["no_sink_rate"] < 1.0)
-        else:
-            train_ok, val_ok = correct == n_rollouts, val["accuracy"] >= 1.0
-        done = train_ok & val_ok & (cfg.early_stop != "off")
+        metrics, done = _epoch_metrics(params, stats, val, policy, cfg)
         return params, opt_state, stats["loss"], metrics, done
 
-    def run_epoch(state, epoch, data_keys, val_keys):
-        params, opt_state, stop_epoch, history = state
-        stopped = stop_epoch >= 0
-        params, opt_state, losses, metrics, done = jax.vmap(
-            seed_epoch, in_axes=(0, 0, 0, 0, 0, None), spmd_axis_name=placement.run_axis_name
-        )(params, opt_state, stopped, data_keys, val_keys, epoch)
-        history = {
-            k: v.at[:, epoch + 1].set(
-                jnp.where(stopped.reshape(-1, *[1] * (v.ndim - 2)), jnp.nan, metrics[k])
-            )
-            for k, v in history.items()
-        }
-        stop_epoch = jnp.where(~stopped & done, epoch + 1, stop_epoch)
-        losses = jnp.where(stopped[:, None], jnp.nan, losses)
-        return (params, opt_state, stop_epoch, history), losses
-
     def run_chunk(params, opt_state, stop_epoch, history, epoch0, data_keys, val_keys):
-        def body(state, j):
-            epoch = epoch0 + j
-            live = (epoch < cfg.epochs) & jnp.any(state[2] < 0)
-            skip_losses = jnp.full((n_seeds, cfg.epoch_steps), jnp.nan, jnp.float32)
-            return jax.lax.cond(
-                live,
-                lambda s: run_epoch(s, epoch, data_keys, val_keys),
-                lambda s: (s, skip_losses),
-                state,
-            )
+        def run_epoch(state, epoch):
+            axis = placement.run_axis_name
+            return _run_epoch(seed_epoch, state, epoch, data_keys, val_keys, axis)
 
-        state, losses = jax.lax.scan(
-            body, (params, opt_state, stop_epoch, history), jnp.arange(cfg.epochs_per_chunk)
+        state, losses = _scan_epochs(
+            run_epoch, (params, opt_state, stop_epoch, history), epoch0, cfg
         )
-        return (*state, jnp.moveaxis(losses, 0, 1).reshape(n_seeds, -1))
+        return (*state, losses)
 
     return placement.jit(run_chunk)
 
@@ -337,6 +427,141 @@ def rl_fingerprint(
         "val_task": dataclasses.asdict(val_task),
     }
     return json.loads(json.dumps(fingerprint))
+
+
+# The entries of the training state (and checkpoint) that live on device, in `chunk_program`'s
+# argument order; the state's last entry is "losses" (numpy).
+_ON_DEVICE = ("params", "opt_state", "stop_epoch", "history")
+
+
+def _initial_history(
+    first: dict[str, Array], params: Params, policy: ChainPolicyConfig, cfg: RLConfig
+) -> dict[str, Array]:
+    """`RLResult.history` before training (S seeds, E = cfg.epochs): every entry (S, E + 1)
+    NaN float32 but column 0 of the "val_<m>" entries (from `first`, the greedy validation
+    metrics at initialisation) and, for the symmetric policy, "theta" (S, E + 1, 3) with
+    column 0 from `params`."""
+    n_seeds = len(cfg.seeds)
+    names = [f"val_{m}" for m in VAL_METRICS] + [f"train_{m}" for m in TRAIN_METRICS]
+    history = {k: jnp.full((n_seeds, cfg.epochs + 1), jnp.nan, jnp.float32) for k in names}
+    history = {
+        k: v.at[:, 0].set(first[k[4:]]) if k.startswith("val_") else v for k, v in history.items()
+    }
+    if policy.parameterization == "symmetric":  # the theta path, for gradient-flow comparisons
+        history["theta"] = jnp.full((n_seeds, cfg.epochs + 1, 3), jnp.nan, jnp.float32)
+        history["theta"] = history["theta"].at[:, 0].set(params["theta"])
+    return history
+
+
+def _initial_state(
+    policy: ChainPolicyConfig,
+    train_task: ChainTask,
+    val_task: ChainTask,
+    cfg: RLConfig,
+    placement: Placement,
+    init_keys: PRNGKeyArray,
+    val_keys: PRNGKeyArray,
+) -> dict[str, Any]:
+    """The state of every seed at epoch 0, in the checkpoint's format.
+
+    Args:
+        init_keys, val_keys: (S,) parameter-init and validation keys, placed.
+
+    Returns:
+        "params", "opt_state": leading (S,) axis; "stop_epoch": (S,) int32 -1; "history":
+        `_initial_history`; "losses": (S, epochs * epoch_steps) NaN float32 (numpy).
+    """
+    n_seeds = len(cfg.seeds)
+    tx = make_optimizer(cfg.optimizer_config())
+    with placement.active():
+        params = placement.put(_init_seeds(init_keys, policy))
+        opt_state = placement.put(jax.vmap(tx.init)(params))
+    val_horizon = cfg.val_max_new_tokens or cfg.max_new_tokens or train_task.default_max_new_tokens
+    first = _evaluate_seeds(params, val_keys, val_task, policy, cfg.val_size, val_horizon)
+    history = _initial_history(first, params, policy, cfg)
+    stop_epoch = jnp.full((n_seeds,), -1, jnp.int32)
+    history, stop_epoch = placement.put((history, stop_epoch))
+    losses = np.full((n_seeds, cfg.epochs * cfg.epoch_steps), np.nan, np.float32)
+    return {
+        "params": params,
+        "opt_state": opt_state,
+        "stop_epoch": stop_epoch,
+        "history": history,
+        "losses": losses,
+    }
+
+
+def _resume(
+    checkpointer: Checkpointer | None, state: dict[str, Any], placement: Placement
+) -> tuple[int, dict[str, Any], int | None]:
+    """(epoch, state, resumed_from) from the latest checkpoint, or (0, `state`, None) without.
+
+    Restored arrays are committed to a device, which would change the jit cache key (a
+    recompile); through the host they are plain uncommitted arrays again, placed like the
+    fresh ones.
+    """
+    restored = restore_latest(checkpointer, state)
+    if restored is None:
+        return 0, state, None
+    epoch, saved = restored
+    saved = to_host(saved)
+    on_device = placement.put(jax.tree.map(jnp.asarray, tuple(saved[k] for k in _ON_DEVICE)))
+    state = dict(zip(_ON_DEVICE, on_device, strict=True))
+    return epoch, {**state, "losses": saved["losses"]}, epoch
+
+
+def _diverged(
+    chunk_losses: np.ndarray, new_stop: np.ndarray, epoch: int, n: int, cfg: RLConfig
+) -> np.ndarray:
+    """(S, n * epoch_steps) bool: the NaN/inf losses of a chunk of `n` epochs from `epoch` among
+    the steps each seed ran (before it stopped, before this chunk or inside it; `new_stop`:
+    (S,) stop epochs after the chunk)."""
+    ran = np.where(new_stop >= 0, new_stop - epoch, n).clip(0, n) * cfg.epoch_steps
+    return ~np.isfinite(chunk_losses) & (np.arange(n * cfg.epoch_steps)[None, :] < ran[:, None])
+
+
+def _run_chunks(
+    advance: Callable[[dict[str, Any], int], tuple],
+    state: dict[str, Any],
+    epoch: int,
+    cfg: RLConfig,
+    checkpointer: Checkpointer | None,
+    bar: tqdm,
+) -> tuple[dict[str, Any], int]:
+    """Advance `state` (`_initial_state`'s format) chunk by chunk from `epoch` until
+    `cfg.epochs` or until every seed stopped.
+
+    After each chunk: raise `TrainingDiverged` on a NaN/inf loss of a running seed (before
+    keeping the chunk), store the chunk's losses, update `bar` (epochs, mean validation accuracy
+    at each seed's last epoch, seeds stopped) and save a checkpoint.
+
+    Args:
+        advance: (state, epoch) -> `chunk_program`'s (params, opt_state, stop_epoch, history,
+            losses (S, epochs_per_chunk * epoch_steps)) after the chunk starting at `epoch`.
+
+    Returns:
+        (state, epochs run); the state's "losses" array is filled in place.
+    """
+    while epoch < cfg.epochs and np.any(to_host(state["stop_epoch"]) < 0):
+        new = advance(state, epoch)
+        n = min(cfg.epochs_per_chunk, cfg.epochs - epoch)
+        chunk_losses = to_host(new[4])[:, : n * cfg.epoch_steps]
+        new_stop = to_host(new[2])
+        bad = _diverged(chunk_losses, new_stop, epoch, n, cfg)
+        raise_if_diverged(bad, epoch * cfg.epoch_steps, cfg.seeds, checkpointer, "epoch")
+        losses = state["losses"]
+        losses[:, epoch * cfg.epoch_steps : (epoch + n) * cfg.epoch_steps] = chunk_losses
+        state = {**dict(zip(_ON_DEVICE, new[:4], strict=True)), "losses": losses}
+        if np.all(new_stop >= 0):  # the chunk skipped the epochs after the last stop
+            n = int(new_stop.max()) - epoch
+        epoch += n
+        bar.update(n)
+        last = np.where(new_stop >= 0, new_stop, epoch)
+        val_accuracy = to_host(state["history"]["val_accuracy"])[np.arange(len(cfg.seeds)), last]
+        bar.set_postfix(val_acc=f"{val_accuracy.mean():.3f}", stopped=int(np.sum(new_stop >= 0)))
+        if checkpointer is not None:
+            checkpointer.save(epoch, state)
+    return state, epoch
 
 
 def train_rl(
@@ -366,98 +591,28 @@ def train_rl(
     """
     start_time = time.perf_counter()
     _check_setup(policy, train_task, val_task)
-    tx = make_optimizer(cfg.optimizer_config())
-    n_seeds = len(cfg.seeds)
-    placement = Placement.for_program(n_seeds, cfg.batch_size // cfg.n_microbatches)
-    init_keys, data_keys, val_keys = placement.put(_seed_keys(cfg.seeds))
-    with placement.active():
-        params = placement.put(_init_seeds(init_keys, policy))
-        opt_state = placement.put(jax.vmap(tx.init)(params))
-    val_horizon = cfg.val_max_new_tokens or cfg.max_new_tokens or train_task.default_max_new_tokens
-    first = _evaluate_seeds(params, val_keys, val_task, policy, cfg.val_size, val_horizon)
-    names = [f"val_{m}" for m in VAL_METRICS] + [f"train_{m}" for m in TRAIN_METRICS]
-    history = {k: jnp.full((n_seeds, cfg.epochs + 1), jnp.nan, jnp.float32) for k in names}
-    history = {
-        k: v.at[:, 0].set(first[k[4:]]) if k.startswith("val_") else v for k, v in history.items()
-    }
-    if policy.parameterization == "symmetric":  # the theta path, for gradient-flow comparisons
-        history["theta"] = jnp.full((n_seeds, cfg.epochs + 1, 3), jnp.nan, jnp.float32)
-        history["theta"] = history["theta"].at[:, 0].set(params["theta"])
-    stop_epoch = jnp.full((n_seeds,), -1, jnp.int32)
-    history, stop_epoch = placement.put((history, stop_epoch))
-    losses = np.full((n_seeds, cfg.epochs * cfg.epoch_steps), np.nan, np.float32)
-    epoch, resumed_from = 0, None
-
+    placement = Placement.for_program(len(cfg.seeds), cfg.batch_size // cfg.n_microbatches)
+    init_keys, data_keys, val_keys = placement.put(seed_streams(cfg.seeds, 3))
+    state = _initial_state(policy, train_task, val_task, cfg, placement, init_keys, val_keys)
     checkpointer = None
     if checkpoint_dir is not None:
         fingerprint = rl_fingerprint(policy, train_task, val_task, cfg)
         checkpointer = Checkpointer(checkpoint_dir, fingerprint)
-        if checkpointer.latest_step() is not None:
-            like = {
-                "params": params,
-                "opt_state": opt_state,
-                "stop_epoch": stop_epoch,
-                "history": history,
-                "losses": losses,
-            }
-            epoch, state = checkpointer.restore(like)
-            # Restored arrays are committed to a device, which would change the jit cache key
-            # (a recompile); through the host they are plain uncommitted arrays again, placed
-            # like the fresh ones.
-            state = to_host(state)
-            params, opt_state, stop_epoch, history = placement.put(
-                jax.tree.map(
-                    jnp.asarray,
-                    (state["params"], state["opt_state"], state["stop_epoch"], state["history"]),
-                )
-            )
-            losses, resumed_from = state["losses"], epoch
-
+    epoch, state, resumed_from = _resume(checkpointer, state, placement)
     run_chunk = chunk_program(policy, train_task, val_task, cfg, placement)
-    bar = tqdm(total=cfg.epochs, initial=epoch, desc=description, disable=not progress, leave=False)
-    try:
-        while epoch < cfg.epochs and np.any(to_host(stop_epoch) < 0):
-            with placement.active():
-                new = run_chunk(params, opt_state, stop_epoch, history, epoch, data_keys, val_keys)
-            n = min(cfg.epochs_per_chunk, cfg.epochs - epoch)
-            chunk_losses = to_host(new[4])[:, : n * cfg.epoch_steps]
-            # Steps a seed ran before it stopped (before this chunk, or inside it).
-            new_stop = to_host(new[2])
-            ran = np.where(new_stop >= 0, new_stop - epoch, n).clip(0, n) * cfg.epoch_steps
-            bad = ~np.isfinite(chunk_losses) & (
-                np.arange(n * cfg.epoch_steps)[None, :] < ran[:, None]
-            )
-            if bad.any():
-                bad_seed, bad_step = np.argwhere(bad)[0]
-                kept = checkpointer.latest_step() if checkpointer else None
-                where = f"; last good checkpoint: epoch {kept}" if kept is not None else ""
-                raise TrainingDiverged(
-                    f"loss became NaN/inf at step {epoch * cfg.epoch_steps + bad_step + 1} "
-                    f"(seed {cfg.seeds[bad_seed]}){where}; lower the learning rate"
-                )
-            params, opt_state, stop_epoch, history = new[:4]
-            losses[:, epoch * cfg.epoch_steps : (epoch + n) * cfg.epoch_steps] = chunk_losses
-            if np.all(new_stop >= 0):  # the chunk skipped the epochs after the last stop
-                n = int(new_stop.max()) - epoch
-            epoch += n
-            bar.update(n)
-            last = np.where(new_stop >= 0, new_stop, epoch)
-            val_accuracy = to_host(history["val_accuracy"])[np.arange(n_seeds), last]
-            bar.set_postfix(
-                val_acc=f"{val_accuracy.mean():.3f}", stopped=int(np.sum(new_stop >= 0))
-            )
-            if checkpointer is not None:
-                state = {"params": params, "opt_state": opt_state, "stop_epoch": stop_epoch}
-                checkpointer.save(epoch, {**state, "history": history, "losses": losses})
-    finally:
-        bar.close()
-        if checkpointer is not None:
-            checkpointer.close()
+
+    def advance(state, epoch):
+        with placement.active():
+            carry = (state["params"], state["opt_state"], state["stop_epoch"], state["history"])
+            return run_chunk(*carry, epoch, data_keys, val_keys)
+
+    with chunk_progress(cfg.epochs, epoch, description, progress, checkpointer) as bar:
+        state, epoch = _run_chunks(advance, state, epoch, cfg, checkpointer, bar)
     return RLResult(
-        params=to_default_device(params),
-        history=to_host(history),
-        losses=losses,
-        stop_epoch=to_host(stop_epoch),
+        params=to_default_device(state["params"]),
+        history=to_host(state["history"]),
+        losses=state["losses"],
+        stop_epoch=to_host(state["stop_epoch"]),
         epochs_run=epoch,
         resumed_from=resumed_from,
         wall_time=time.perf_counter() - start_time,

@@ -9,8 +9,8 @@ Along training, `text_lm_metrics` takes every probe of §4 that the toy supports
 held-out batch (D domains x B sequences of N tokens), in the same compiled program: the
 cross-entropy per domain (M13), Gu's importance and sink rate (M2/M3), P1's BOS attention
 (M4), the massive-activation ratio (M11), the P0-circuit signals (M12) and, with a query
-bias, Delta-dominance (M6). Every metric comes from `sinkjax.sinks.metrics`; this module only feeds it
-the traced activations.
+bias, Delta-dominance (M6). Every metric comes from `sinkjax.sinks.metrics`; this module only
+feeds it the traced activations.
 
 The language-model plumbing (initialisation, the windowed loss, the per-domain forward pass)
 is `sinkjax.text.lm`, shared with the byte-level LM of the active-dormant study.

@@ -1,9 +1,9 @@
 """A byte-level corpus of prose and Python code, and windows sampled from it on device.
 
-Prose is tiny Shakespeare (or any text file); code is Python source from the standard library
-of the running interpreter: the `*.py` files directly under `sysconfig.get_paths()["stdlib"]`,
-sorted by name and concatenated up to a byte budget (so the selection depends on the Python
-version only). Both are UTF-8 bytes; the vocabulary is the 256 byte values plus `<s>` (BOS,
+Code is Python source from the running interpreter's standard library and prose is the
+docstrings of the other stdlib files, or any text file (`sinkjax.text.sources`: the same bytes
+on every machine with the same Python minor version unless a prose file is given). Both are
+UTF-8 bytes; the vocabulary is the 256 byte values plus `<s>` (BOS,
 id 256), which is prepended to every window. The last `heldout_fraction` of each domain is
 held out for evaluation.
 
@@ -15,12 +15,14 @@ import dataclasses
 import functools
 import hashlib
 import pathlib
-import sysconfig
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int, PRNGKeyArray
+
+from sinkjax.text import sources
 
 BOS = 256
 VOCAB_SIZE = 257
@@ -29,37 +31,6 @@ DOMAINS = ("prose", "code")
 BYTE_CHARS = tuple(
     chr(b) if chr(b).isprintable() or chr(b) in "\n " else f"\\x{b:02x}" for b in range(256)
 )
-
-
-def default_prose_path() -> pathlib.Path:
-    """../shared/data/tinyshakespeare.txt relative to the repository root."""
-    repo_root = pathlib.Path(__file__).resolve().parents[2]
-    return (repo_root.parent / "shared" / "data" / "tinyshakespeare.txt").resolve()
-
-
-def stdlib_paths() -> list[pathlib.Path]:
-    """The top-level `*.py` files of the running interpreter's standard library, sorted by name."""
-    return sorted(pathlib.Path(sysconfig.get_paths()["stdlib"]).glob("*.py"))
-
-
-def stdlib_source(max_bytes: int) -> tuple[bytes, tuple[str, ...]]:
-    """The first `max_bytes` bytes of the sorted top-level stdlib `*.py` files, concatenated.
-
-    Returns:
-        (source, names): the bytes and the names of the files that contributed to them.
-    """
-    chunks, names, total = [], [], 0
-    for path in stdlib_paths():
-        if total >= max_bytes:
-            break
-        data = path.read_bytes()
-        chunks.append(data)
-        names.append(path.name)
-        total += len(data)
-    if not chunks:
-        stdlib = sysconfig.get_paths()["stdlib"]
-        raise FileNotFoundError(f"no Python source found under {stdlib}; the stdlib is missing")
-    return b"".join(chunks)[:max_bytes], tuple(names)
 
 
 def split_heldout(tokens: np.ndarray, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -75,13 +46,13 @@ class CharCorpus:
     Attributes:
         train: domain -> (T_d,) uint8 training bytes.
         heldout: domain -> (T'_d,) uint8 held-out bytes (the end of the domain's text).
-        prose_path: where the prose came from.
+        texts: domain -> where its text came from, its bytes and sha256 (`sources.describe`).
         code_files: the stdlib files the code was taken from, in order.
     """
 
     train: dict[str, np.ndarray]
     heldout: dict[str, np.ndarray]
-    prose_path: pathlib.Path
+    texts: dict[str, dict[str, Any]]
     code_files: tuple[str, ...]
 
     def digest(self) -> str:
@@ -96,14 +67,16 @@ class CharCorpus:
 def load_char_corpus(
     prose_path: pathlib.Path | None,
     *,
+    max_prose_bytes: int,
     max_code_bytes: int,
     seq_len: int,
     heldout_fraction: float = 0.1,
 ) -> CharCorpus:
-    """Read the prose file and the stdlib code and split each into training and held-out bytes.
+    """Read the prose and the stdlib code and split each into training and held-out bytes.
 
     Args:
-        prose_path: a text file; None uses `default_prose_path()`.
+        prose_path: a text file; None takes the docstrings of the stdlib files the code did not.
+        max_prose_bytes: bytes of prose to take.
         max_code_bytes: bytes of Python source to take.
         seq_len: N, the window length: each part must hold at least N bytes.
         heldout_fraction: share of each domain (its end) kept for evaluation.
@@ -112,22 +85,20 @@ def load_char_corpus(
         FileNotFoundError: the prose file does not exist.
         ValueError: a part is shorter than one window.
     """
-    path = default_prose_path() if prose_path is None else pathlib.Path(prose_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"prose corpus {path} not found; pass --corpus PATH to a text file")
-    code, code_files = stdlib_source(max_code_bytes)
-    texts = {"prose": path.read_bytes(), "code": code}
+    prose, code = sources.prose_and_code(prose_path, max_prose_bytes, max_code_bytes)
+    texts = {"prose": prose, "code": code}
     train, heldout = {}, {}
     for domain, text in texts.items():
-        tokens = np.frombuffer(text, np.uint8)
+        tokens = np.frombuffer(text.data, np.uint8)
         train[domain], heldout[domain] = split_heldout(tokens, heldout_fraction)
         shortest = min(len(train[domain]), len(heldout[domain]))
         if shortest < seq_len:
             raise ValueError(
                 f"the {domain} text ({len(tokens)} bytes) is too short for windows of {seq_len} "
-                f"bytes with a {heldout_fraction:.0%} held-out part; pass a longer --corpus"
+                f"bytes with a {heldout_fraction:.0%} held-out part; pass a longer --prose"
             )
-    return CharCorpus(train, heldout, path, code_files)
+    described = {domain: sources.describe(text) for domain, text in texts.items()}
+    return CharCorpus(train, heldout, described, code.files)
 
 
 @functools.partial(

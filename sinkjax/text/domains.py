@@ -2,9 +2,9 @@
 
 Domains, in the order of `TEXT_DOMAINS`:
 
-- prose: tiny Shakespeare (or any UTF-8 text file). Without a file, the docstrings of the
-  interpreter's standard library (`stdlib_docstrings`; deterministic for a Python version).
-- code: Python source of the standard library (`char_corpus.stdlib_source`).
+- prose: the docstrings of the interpreter's standard library (of the files the code does not
+  take), or any UTF-8 text file such as tiny Shakespeare (`sources.prose_and_code`).
+- code: Python source of the standard library (`sources.stdlib_code`).
 - math: generated arithmetic with results (`arithmetic_text`), one expression per line:
 
       line    = expr "=" value "\\n"
@@ -27,11 +27,11 @@ last `heldout_fraction` is held out. Windows are drawn on device (`sample_text`)
                                                 targets = window[1 : N + 1]
 """
 
-import ast
 import dataclasses
 import functools
 import hashlib
 import pathlib
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -39,7 +39,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
-from sinkjax.text import char_corpus
+from sinkjax.text import char_corpus, sources
 
 TEXT_DOMAINS = ("prose", "code", "math")
 # Characters of ids 0..95.
@@ -54,7 +54,6 @@ MATH_OPS = ("+", "-", "*")
 MATH_FORMS = ("{a}{o}{b}", "({a}{o}{b}){p}{c}", "{a}{o}({b}{p}{c})", "{a}{o}{b}{p}{c}")
 _ASCII_IDS = np.full(128, UNK, np.uint8)
 _ASCII_IDS[[ord(c) for c in CHARS]] = np.arange(len(CHARS))
-_DOCUMENTED = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
 # Lines of math drawn per batch of random numbers (the text does not depend on it).
 _MATH_CHUNK = 4096
 
@@ -74,29 +73,6 @@ def encode(text: str) -> np.ndarray:
 def decode(ids: ArrayLike) -> str:
     """The text of a sequence of ids (`<unk>` shows as U+FFFD, `<s>` as "<s>")."""
     return "".join(TOKEN_STRS[i] for i in np.asarray(ids).ravel())
-
-
-def stdlib_docstrings(max_bytes: int) -> bytes:
-    """The first `max_bytes` UTF-8 bytes of the standard library's docstrings.
-
-    Module, class and function docstrings (indentation cleaned by `ast.get_docstring`) of the
-    files of `char_corpus.stdlib_paths()`, file by file in sorted order and in source order
-    within a file, separated by blank lines. Read with `ast`, so nothing is imported. They are
-    part of that source too: prose and code share text when both come from the stdlib.
-    """
-    chunks, total = [], 0
-    for path in char_corpus.stdlib_paths():
-        if total >= max_bytes:
-            break
-        tree = ast.parse(path.read_bytes())
-        nodes = sorted(
-            (node for node in ast.walk(tree) if isinstance(node, _DOCUMENTED)),
-            key=lambda node: getattr(node, "lineno", 0),
-        )
-        for doc in filter(None, map(ast.get_docstring, nodes)):
-            chunks.append(doc.encode() + b"\n\n")
-            total += len(chunks[-1])
-    return b"".join(chunks)[:max_bytes]
 
 
 def arithmetic_text(max_bytes: int, seed: int, max_operand: int = 99) -> bytes:
@@ -146,8 +122,8 @@ class TextConfig:
     """
 
     prose_path: pathlib.Path | None = None
-    """A UTF-8 text file (it must exist). None: `char_corpus.default_prose_path()` (tiny
-    Shakespeare) if that file exists, else the stdlib docstrings."""
+    """A UTF-8 text file (it must exist). None: the docstrings of the stdlib files that the
+    code does not take (the same on every machine with this Python minor version)."""
     max_prose_bytes: int = 1_200_000
     """Bytes of prose to take (the default holds all of tiny Shakespeare, 1.1 MB)."""
     max_code_bytes: int = 1_000_000
@@ -179,13 +155,13 @@ class TextCorpus:
     Attributes:
         train: domain -> (T_d,) uint8 training ids.
         heldout: domain -> (T'_d,) uint8 held-out ids (the end of the domain's text).
-        prose_path: the prose file, or None when the prose is the stdlib docstrings.
+        texts: domain -> where its text came from, its bytes and sha256 (`sources.describe`).
         code_files: the stdlib files the code was taken from, in order.
     """
 
     train: dict[str, np.ndarray]
     heldout: dict[str, np.ndarray]
-    prose_path: pathlib.Path | None
+    texts: dict[str, dict[str, Any]]
     code_files: tuple[str, ...]
 
     def digest(self) -> str:
@@ -200,36 +176,21 @@ class TextCorpus:
 def load_text_corpus(cfg: TextConfig = TextConfig()) -> TextCorpus:
     """Read or generate the three domains, encode them and split off the held-out parts.
 
-    Only the default prose path falls back to the stdlib docstrings when it is absent; an
-    explicit `cfg.prose_path` must exist.
-
     Raises:
         FileNotFoundError: `cfg.prose_path` is given and is not a file.
     """
-    prose, prose_path = _prose(cfg)
-    code, code_files = char_corpus.stdlib_source(cfg.max_code_bytes)
-    math = arithmetic_text(cfg.max_math_bytes, cfg.math_seed, cfg.math_max_operand)
+    prose, code = sources.prose_and_code(cfg.prose_path, cfg.max_prose_bytes, cfg.max_code_bytes)
+    math = sources.Text(
+        arithmetic_text(cfg.max_math_bytes, cfg.math_seed, cfg.math_max_operand),
+        f"generated arithmetic, seed {cfg.math_seed}, operands 0..{cfg.math_max_operand}",
+    )
     train, heldout = {}, {}
-    for domain, text in zip(TEXT_DOMAINS, (prose, code, math), strict=True):
-        tokens = encode(text.decode("utf-8", errors="replace"))
+    texts = dict(zip(TEXT_DOMAINS, (prose, code, math), strict=True))
+    for domain, text in texts.items():
+        tokens = encode(text.data.decode("utf-8", errors="replace"))
         train[domain], heldout[domain] = char_corpus.split_heldout(tokens, cfg.heldout_fraction)
-    return TextCorpus(train, heldout, prose_path, code_files)
-
-
-def _prose(cfg: TextConfig) -> tuple[bytes, pathlib.Path | None]:
-    """(the first `cfg.max_prose_bytes` bytes of prose, its file or None for docstrings)."""
-    if cfg.prose_path is None:
-        path = char_corpus.default_prose_path()
-        if not path.is_file():
-            return stdlib_docstrings(cfg.max_prose_bytes), None
-    else:
-        path = pathlib.Path(cfg.prose_path)
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"prose file {path} not found; pass an existing text file as prose_path "
-                "(or None for tiny Shakespeare, else the stdlib docstrings)"
-            )
-    return path.read_bytes()[: cfg.max_prose_bytes], path
+    described = {domain: sources.describe(text) for domain, text in texts.items()}
+    return TextCorpus(train, heldout, described, code.files)
 
 
 @functools.partial(
