@@ -227,8 +227,8 @@ def jax_rows(result) -> dict:
 def jax_side(runs: pathlib.Path) -> dict:
     from experiments.active_dormant import bb_dynamics
     from experiments.active_dormant.bb_common import train_bb
-    from experiments.framework.experiment import RunContext
     from experiments.framework.config_flags import resolve_config
+    from experiments.framework.experiment import RunContext
 
     overrides = {"steps": 1000, "batch_size": 32, "n_seeds": 4}
     cfg = resolve_config(bb_dynamics.EXPERIMENT, "paper", overrides)

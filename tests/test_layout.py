@@ -57,7 +57,7 @@ GRAPH = import_graph()
 
 
 def layer_of(module: str) -> str:
-    """"sinkjax.cot_rl.rl" -> "sinkjax.cot_rl"; a module of a package's top level, or of one of
+    """ "sinkjax.cot_rl.rl" -> "sinkjax.cot_rl"; a module of a package's top level, or of one of
     its shared subpackages, -> that package or subpackage."""
     top, _, rest = module.partition(".")
     sub = rest.split(".")[0]

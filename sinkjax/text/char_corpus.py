@@ -13,9 +13,7 @@ held out for evaluation.
 
 import dataclasses
 import functools
-import hashlib
 import pathlib
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,6 +21,7 @@ import numpy as np
 from jaxtyping import Array, Int, PRNGKeyArray
 
 from sinkjax.text import sources
+from sinkjax.text.split import SplitCorpus, split_heldout
 
 BOS = 256
 VOCAB_SIZE = 257
@@ -33,35 +32,8 @@ BYTE_CHARS = tuple(
 )
 
 
-def split_heldout(tokens: np.ndarray, heldout_fraction: float) -> tuple[np.ndarray, np.ndarray]:
-    """(train, heldout): a (T,) array cut before its last `int(T * heldout_fraction)` entries."""
-    n_train = len(tokens) - int(len(tokens) * heldout_fraction)
-    return tokens[:n_train], tokens[n_train:]
-
-
-@dataclasses.dataclass(frozen=True)
-class CharCorpus:
-    """Byte tokens of both domains (host uint8 arrays), split into training and held-out parts.
-
-    Attributes:
-        train: domain -> (T_d,) uint8 training bytes.
-        heldout: domain -> (T'_d,) uint8 held-out bytes (the end of the domain's text).
-        texts: domain -> where its text came from, its bytes and sha256 (`sources.describe`).
-        code_files: the stdlib files the code was taken from, in order.
-    """
-
-    train: dict[str, np.ndarray]
-    heldout: dict[str, np.ndarray]
-    texts: dict[str, dict[str, Any]]
-    code_files: tuple[str, ...]
-
-    def digest(self) -> str:
-        """SHA-256 of every token, domain by domain (identifies the data of a run)."""
-        h = hashlib.sha256()
-        for domain in DOMAINS:
-            h.update(self.train[domain].tobytes())
-            h.update(self.heldout[domain].tobytes())
-        return h.hexdigest()
+# The byte corpus: ids 0..255 of the prose and code domains, in `DOMAINS` order.
+CharCorpus = SplitCorpus
 
 
 def load_char_corpus(

@@ -29,9 +29,7 @@ last `heldout_fraction` is held out. Windows are drawn on device (`sample_text`)
 
 import dataclasses
 import functools
-import hashlib
 import pathlib
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,6 +38,7 @@ from jax.typing import ArrayLike
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from sinkjax.text import char_corpus, sources
+from sinkjax.text.split import SplitCorpus, split_heldout
 
 TEXT_DOMAINS = ("prose", "code", "math")
 # Characters of ids 0..95.
@@ -148,29 +147,8 @@ class TextConfig:
             raise ValueError(f"math_max_operand must lie in 1..9999, got {self.math_max_operand}")
 
 
-@dataclasses.dataclass(frozen=True)
-class TextCorpus:
-    """Token ids of every domain (host uint8 arrays), split into training and held-out parts.
-
-    Attributes:
-        train: domain -> (T_d,) uint8 training ids.
-        heldout: domain -> (T'_d,) uint8 held-out ids (the end of the domain's text).
-        texts: domain -> where its text came from, its bytes and sha256 (`sources.describe`).
-        code_files: the stdlib files the code was taken from, in order.
-    """
-
-    train: dict[str, np.ndarray]
-    heldout: dict[str, np.ndarray]
-    texts: dict[str, dict[str, Any]]
-    code_files: tuple[str, ...]
-
-    def digest(self) -> str:
-        """SHA-256 of every token, domain by domain (identifies the data of a run)."""
-        h = hashlib.sha256()
-        for domain in TEXT_DOMAINS:
-            h.update(self.train[domain].tobytes())
-            h.update(self.heldout[domain].tobytes())
-        return h.hexdigest()
+# The character corpus: ids of `encode` for the prose, code and math, in `TEXT_DOMAINS` order.
+TextCorpus = SplitCorpus
 
 
 def load_text_corpus(cfg: TextConfig = TextConfig()) -> TextCorpus:
@@ -188,7 +166,7 @@ def load_text_corpus(cfg: TextConfig = TextConfig()) -> TextCorpus:
     texts = dict(zip(TEXT_DOMAINS, (prose, code, math), strict=True))
     for domain, text in texts.items():
         tokens = encode(text.data.decode("utf-8", errors="replace"))
-        train[domain], heldout[domain] = char_corpus.split_heldout(tokens, cfg.heldout_fraction)
+        train[domain], heldout[domain] = split_heldout(tokens, cfg.heldout_fraction)
     described = {domain: sources.describe(text) for domain, text in texts.items()}
     return TextCorpus(train, heldout, described, code.files)
 
