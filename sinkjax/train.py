@@ -155,8 +155,7 @@ def seed_streams(seeds: tuple[int, ...], count: int) -> tuple[PRNGKeyArray, ...]
 def seed_keys(seeds: tuple[int, ...]) -> tuple[PRNGKeyArray, PRNGKeyArray]:
     """(S,) parameter-init keys and (S,) data keys, one pair per seed (the data key of step s
     is `fold_in(data_key, s)`): how `train` seeds every run."""
-    init_keys, data_keys = seed_streams(seeds, 2)
-    return init_keys, data_keys
+    return seed_streams(seeds, 2)
 
 
 def chunk_program(
