@@ -1,5 +1,7 @@
-"""Corpus statistics: shipped tiny-Shakespeare counts, vocabulary ids, `.npz` I/O, rebuild CLI."""
+"""Corpus statistics: shipped tiny-Shakespeare counts, vocabulary ids, `.npz` I/O, rebuild CLI,
+and the record of the counts a BB experiment read."""
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -7,12 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from experiments.active_dormant.bb_common import load_task
+from experiments.framework.experiment import RunContext
 from sinkjax.active_dormant.build_counts import main as build_counts_main
 from sinkjax.active_dormant.corpus_stats import (
     count_chars,
     load_counts,
     load_shipped_counts,
     save_counts,
+    shipped_counts_path,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -134,3 +139,18 @@ def test_build_counts_module_missing_file_exits_2_without_traceback(tmp_path):
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1 and "Traceback" not in result.stderr
     assert "No such file or directory" in result.stderr and "nope.txt" in result.stderr
+
+
+def test_bb_experiments_record_the_counts_they_read(tmp_path):
+    """The record's `corpora` names the shipped counts (with their sha256), or the --corpus file."""
+    ctx = RunContext(tmp_path)
+    load_task(ctx)
+    shipped = shipped_counts_path().read_bytes()
+    entry = ctx.corpora["bigram counts"]
+    assert entry["sha256"] == hashlib.sha256(shipped).hexdigest()
+    assert entry["bytes"] == len(shipped) and "shipped" in entry["source"]
+    text = tmp_path / "text.txt"
+    text.write_text("abcabd " * 50)
+    ctx = RunContext(tmp_path, corpus=text)
+    assert load_task(ctx).vocab_size < 10
+    assert ctx.corpora["bigram counts"]["source"] == str(text)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import functools
-import hashlib
 
 import jax
 import jax.numpy as jnp
@@ -20,6 +19,7 @@ from sinkjax.active_dormant.corpus_stats import SHIPPED_COUNTS, count_chars, shi
 from sinkjax.interventions import Interventions
 from sinkjax.models import Transformer, TransformerConfig
 from sinkjax.optim import OptimizerConfig
+from sinkjax.text import sources
 from sinkjax.torch_init import with_official_init
 from sinkjax.train import TrainResult
 
@@ -190,11 +190,7 @@ def load_task(ctx: RunContext) -> BBTask:
     else:
         data = ctx.corpus.read_bytes()
         source, task = str(ctx.corpus), BBTask.from_counts(count_chars(ctx.corpus.read_text()))
-    ctx.corpora["bigram counts"] = {
-        "source": source,
-        "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
-    }
+    ctx.corpora["bigram counts"] = sources.describe(sources.Text(data, source))
     return task
 
 

@@ -33,7 +33,7 @@ def python_minor() -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Text:
-    """One domain's raw text.
+    """Raw data a run read (a domain's text, or a file such as the shipped counts).
 
     Attributes:
         data: the bytes (UTF-8).
