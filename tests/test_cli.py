@@ -67,6 +67,8 @@ def test_list_names_every_experiment(capsys):
         (("run", "bb-dynamics", "--matmul-precision", "bf16"), "invalid choice: 'bf16'"),
         (("run", "bb-dynamics", "--no-such-field", "1"), "unknown argument '--no-such-field'"),
         (("run", "bb-dynamics", "--corpus", "/no/such/file.txt"), "corpus file /no/such/file.txt"),
+        (("run", "gpt2-circuit", "--prose", "/no/such/prose.txt"), "--prose file /no/such/prose"),
+        (("reproduce", "--prose", "/no/such/prose.txt"), "pass --prose PATH to a text file"),
         (("reproduce", "--jobs", "0"), "must be a positive integer"),
         (("frobnicate",), "invalid choice: 'frobnicate'"),
     ],
